@@ -1,0 +1,256 @@
+"""Dial(): call one or more channels at once and bridge the first that answers.
+
+``Dial(Tech/res[&Tech2/res2...][,timeout[,options[,URL]]])``. Sets DIALSTATUS (ANSWER,
+BUSY, NOANSWER, CANCEL, CONGESTION, CHANUNAVAIL), DIALEDTIME, ANSWEREDTIME,
+DIALEDPEERNAME and DIALEDPEERNUMBER. Options implemented here: ``g`` (go on in the
+dialplan when the called party hangs up), ``r`` (indicate ringing), ``M(macro^args)``
+and ``U(sub^args)`` (run on the called channel after it answers, before the bridge;
+MACRO_RESULT / GOSUB_RESULT of ABORT, CONGESTION, BUSY, CONTINUE or GOTO:ctx^ext^pri
+act as in Asterisk). Channel technologies add media; the logic here is theirs too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from hookflash.channels.bridge import Bridge
+from hookflash.channels.channel import Channel, ChannelState, Control, HangupCause
+from hookflash.dialplan.args import split_args
+from hookflash.engine.modules import Module
+from hookflash.engine.registry import Application
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger("hookflash.app.dial")
+
+
+def parse_options(text: str) -> dict[str, str]:
+    """``gM(macro^a)tT`` -> {'g': '', 'M': 'macro^a', 't': '', 'T': ''}."""
+    options: dict[str, str] = {}
+    i = 0
+    while i < len(text):
+        letter = text[i]
+        i += 1
+        if letter.isspace():
+            continue
+        value = ""
+        if i < len(text) and text[i] == "(":
+            depth, j = 1, i + 1
+            while j < len(text) and depth:
+                depth += {"(": 1, ")": -1}.get(text[j], 0)
+                j += 1
+            value = text[i + 1:j - 1] if depth == 0 else text[i + 1:]
+            i = j
+        options[letter] = value
+    return options
+
+
+class _Leg:
+    def __init__(self, chan: Channel, target: str) -> None:
+        self.chan = chan
+        self.target = target
+        self.task: asyncio.Task[Control] | None = None
+
+
+async def _next_control(chan: Channel) -> Control:
+    return await chan.controls.get()
+
+
+async def place_calls(caller: Channel | None, targets: list[str], timeout: float | None,
+                      ring_caller: bool = False) -> tuple[Channel | None, str, list[Channel]]:
+    """Call every target; return (answered channel or None, status, all legs)."""
+    pbx = (caller.pbx if caller else None)
+    legs: list[_Leg] = []
+    unavailable = 0
+    for target in targets:
+        target = target.strip()
+        if not target:
+            continue
+        try:
+            peer = await pbx.request(target, caller)  # type: ignore[union-attr]
+        except LookupError as exc:
+            log.warning("Unable to create channel of type '%s' (cause 66 - Channel not "
+                        "implemented): %s", target.partition("/")[0], exc)
+            unavailable += 1
+            continue
+        if caller is not None:
+            peer.caller = caller.caller.copy()
+            peer.language = caller.language
+            peer.accountcode = caller.accountcode
+        legs.append(_Leg(peer, target))
+    if not legs:
+        return None, "CHANUNAVAIL", []
+    for leg in legs:
+        try:
+            await leg.chan.tech.call(leg.chan, leg.target.partition("/")[2], timeout or 0)
+        except Exception as exc:
+            log.warning("Call to %s failed: %s", leg.target, exc)
+            leg.chan.request_hangup(HangupCause.DESTINATION_OUT_OF_ORDER)
+            leg.chan.queue_control(Control.CONGESTION)
+            continue
+        if caller is not None:
+            caller.pbx.verbose(3, f"Called {leg.target}")
+    deadline = None if not timeout else asyncio.get_running_loop().time() + timeout
+    busy = congestion = 0
+    pending = {asyncio.ensure_future(_next_control(leg.chan)): leg for leg in legs}
+    caller_gone = asyncio.ensure_future(caller.hangup_event.wait()) if caller else None
+    winner: Channel | None = None
+    status = "NOANSWER"
+    try:
+        while pending:
+            remaining = None if deadline is None else deadline - asyncio.get_running_loop().time()
+            if remaining is not None and remaining <= 0:
+                status = "NOANSWER"
+                break
+            waits = set(pending) | ({caller_gone} if caller_gone else set())
+            done, _ = await asyncio.wait(waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            if caller_gone is not None and caller_gone in done:
+                status = "CANCEL"
+                break
+            if not done:
+                status = "NOANSWER"
+                break
+            for task in done:
+                leg = pending.pop(task)
+                control = task.result()
+                name = leg.chan.name
+                if control == Control.ANSWER:
+                    winner = leg.chan
+                    if caller is not None:
+                        caller.pbx.verbose(3, f"{name} answered {caller.name}")
+                    break
+                if control in (Control.RINGING, Control.PROGRESS):
+                    if caller is not None:
+                        caller.pbx.verbose(3, f"{name} is {'ringing' if control == Control.RINGING else 'making progress passing it to ' + caller.name}")
+                        if control == Control.RINGING and not ring_caller and caller.state != ChannelState.UP:
+                            await caller.indicate(Control.RINGING)
+                    pending[asyncio.ensure_future(_next_control(leg.chan))] = leg
+                elif control == Control.BUSY:
+                    busy += 1
+                    if caller is not None:
+                        caller.pbx.verbose(3, f"{name} is busy")
+                elif control == Control.CONGESTION:
+                    congestion += 1
+                    if caller is not None:
+                        caller.pbx.verbose(3, f"{name} is circuit-busy")
+                # HANGUP: the leg is gone without an answer
+            if winner is not None:
+                status = "ANSWER"
+                break
+        else:
+            status = "BUSY" if busy else ("CONGESTION" if congestion else "NOANSWER")
+    finally:
+        for task in pending:
+            task.cancel()
+        if caller_gone is not None:
+            caller_gone.cancel()
+    if winner is None and status == "NOANSWER" and unavailable and not legs:
+        status = "CHANUNAVAIL"
+    return winner, status, [leg.chan for leg in legs]
+
+
+async def _run_on_peer(peer: Channel, options: dict[str, str]) -> str | None:
+    """Run M()/U() on the answered peer; return a MACRO/GOSUB_RESULT or None."""
+    from hookflash.apps.stack import run_macro, run_sub
+    if "M" in options and options["M"]:
+        macro, _, margs = options["M"].partition("^")
+        data = macro + ("," + margs.replace("^", ",") if margs else "")
+        peer.context, peer.exten, peer.priority = peer.context, peer.exten, 1
+        await run_macro(peer, data)
+        if peer.softhangup:
+            return "ABORT"
+        return peer.vars.get("MACRO_RESULT") or None
+    if "U" in options and options["U"]:
+        sub, _, sargs = options["U"].partition("^")
+        target = sub if not sargs else f"{sub}({sargs.replace('^', ',')})"
+        if "," not in sub and "@" not in sub:
+            target = f"{sub},s,1" + (f"({sargs.replace('^', ',')})" if sargs else "")
+        await run_sub(peer, target)
+        if peer.softhangup:
+            return "ABORT"
+        return peer.vars.get("GOSUB_RESULT") or None
+    return None
+
+
+async def app_dial(chan: Channel, data: str) -> int | None:
+    args = split_args(data)
+    targets = args[0].split("&") if args[0].strip() else []
+    if not targets:
+        log.warning("Dial requires an argument (technology/resource) on %s", chan.name)
+        return None
+    timeout = None
+    if len(args) > 1 and args[1].strip():
+        try:
+            timeout = float(args[1]) or None
+        except ValueError:
+            log.warning("Dial: invalid timeout '%s' on %s", args[1], chan.name)
+    options = parse_options(args[2] if len(args) > 2 else "")
+    start = time.time()
+    for name in ("DIALSTATUS", "DIALEDPEERNAME", "DIALEDPEERNUMBER", "ANSWEREDTIME"):
+        chan.vars.pop(name, None)
+    if "r" in options and chan.state != ChannelState.UP:
+        await chan.indicate(Control.RINGING)
+    winner, status, legs = await place_calls(chan, targets, timeout, ring_caller="r" in options)
+    for leg in legs:
+        if leg is not winner:
+            leg.hangupcause = HangupCause.NORMAL_CLEARING if winner else leg.hangupcause
+            await leg.hangup(HangupCause.NORMAL_CLEARING)
+    chan.set_var("DIALSTATUS", status)
+    if winner is None:
+        chan.set_var("DIALEDTIME", str(int(time.time() - start)))
+        if status == "CANCEL":
+            return -1
+        return None
+    return await _connect(chan, winner, options, start)
+
+
+async def _connect(chan: Channel, peer: Channel, options: dict[str, str], start: float) -> int | None:
+    chan.set_var("DIALEDPEERNAME", peer.name)
+    chan.set_var("DIALEDPEERNUMBER", peer.name.partition("/")[2].split("-")[0])
+    if chan.cdr is not None:
+        chan.cdr.dstchannel = peer.name
+    result = await _run_on_peer(peer, options)
+    if result:
+        upper = result.upper()
+        if upper in ("ABORT", "CONGESTION", "BUSY", "CONTINUE") or upper.startswith("GOTO:"):
+            await peer.hangup()
+            chan.set_var("DIALSTATUS", {"ABORT": "ANSWER", "CONGESTION": "CONGESTION",
+                                        "BUSY": "BUSY"}.get(upper, "ANSWER"))
+            if upper.startswith("GOTO:"):
+                from hookflash.apps.goto import jump
+                jump(chan, result[5:].replace("^", ","))
+                return None
+            if upper == "ABORT":
+                return -1 if "g" not in options else None
+            return None
+    if chan.state != ChannelState.UP:
+        await chan.answer()
+    answered = time.time()
+    bridge = Bridge(chan, peer)
+    await bridge.run()
+    final_peer = bridge.peer_of(chan)
+    chan.set_var("DIALEDTIME", str(int(time.time() - start)))
+    chan.set_var("ANSWEREDTIME", str(int(time.time() - answered)))
+    caller_gone = chan.softhangup
+    for other in {peer, final_peer}:
+        if other.bridge is None or other.bridge is bridge:
+            await other.hangup()
+    if caller_gone:
+        return -1
+    return None if "g" in options else -1
+
+
+class DialModule(Module):
+    description = "Dialing Application"
+
+    def applications(self) -> list[Application]:
+        return [Application(
+            "Dial", app_dial, "Attempt to connect to another device or endpoint and bridge the call.",
+            "Dial(Technology/Resource[&Technology2/Resource2[&...]][,timeout[,options[,URL]]])",
+            "Calls every destination at once; the first to answer is bridged to the caller and the "
+            "others are hung up. DIALSTATUS is one of CHANUNAVAIL, CONGESTION, NOANSWER, BUSY, "
+            "ANSWER, CANCEL. Options: g, r, M(macro[^arg...]), U(sub[^arg...]).")]

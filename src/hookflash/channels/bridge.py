@@ -1,0 +1,79 @@
+"""Two-party bridges: relay media and DTMF between two answered channels.
+
+A bridge lasts until one member hangs up. A member can be swapped for another
+channel while the bridge runs (``swap``): that is how a Local channel pair takes
+itself out of the path ("optimisation"), leaving the two outer channels bridged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hookflash.channels.channel import Channel
+
+
+class Bridge:
+    def __init__(self, a: "Channel", b: "Channel") -> None:
+        self.members = [a, b]
+        a.bridge = b.bridge = self
+        a.bridged, b.bridged = b, a
+        self._changed = asyncio.Event()
+        self._relays: list[asyncio.Task[None]] = []
+
+    def peer_of(self, chan: "Channel") -> "Channel":
+        return self.members[1] if self.members[0] is chan else self.members[0]
+
+    def swap(self, old: "Channel", new: "Channel") -> None:
+        """Put ``new`` where ``old`` is (``old`` leaves without hanging the bridge up)."""
+        index = self.members.index(old)
+        self.members[index] = new
+        old.bridge = None
+        new.bridge = self
+        new.bridged = self.peer_of(new)
+        self.peer_of(new).bridged = new
+        self._changed.set()
+
+    async def _relay(self, src: "Channel", dst: "Channel") -> None:
+        while True:
+            frame = await src.media.get()
+            await dst.tech.write_frame(dst, frame)
+
+    def _start_relays(self) -> None:
+        a, b = self.members
+        self._relays = [asyncio.ensure_future(self._relay(a, b)),
+                        asyncio.ensure_future(self._relay(b, a))]
+
+    def _stop_relays(self) -> None:
+        for task in self._relays:
+            task.cancel()
+        self._relays = []
+
+    async def run(self) -> "Channel":
+        """Bridge until a member hangs up; return the member that did."""
+        for chan in list(self.members):
+            chan.tech.on_bridged(chan)
+        try:
+            while True:
+                a, b = self.members
+                if a.softhangup:
+                    return a
+                if b.softhangup:
+                    return b
+                self._changed.clear()
+                self._start_relays()
+                waits = [asyncio.ensure_future(a.hangup_event.wait()),
+                         asyncio.ensure_future(b.hangup_event.wait()),
+                         asyncio.ensure_future(self._changed.wait())]
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for task in waits:
+                        task.cancel()
+                    self._stop_relays()
+        finally:
+            for chan in self.members:
+                if chan.bridge is self:
+                    chan.bridge = None
+                    chan.bridged = None
