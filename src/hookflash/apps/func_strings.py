@@ -4,24 +4,24 @@ FILTER, LEN, TOUPPER, TOLOWER, TRIM, LTRIM, RTRIM, REGEX, REPLACE, STRREPLACE,
 STRBETWEEN, FIELDQTY, FIELDNUM, LISTFILTER, HASH, HASHKEYS, ARRAY, STRFTIME, STRPTIME,
 QUOTE, CSV_QUOTE, PASSTHRU, EVAL, KEYPADHASH, SHIFT, POP, PUSH, UNSHIFT, SPRINTF; CUT, SORT.
 
-Arguments are split with :func:`separate_args`, a faithful copy of the rules of
-Asterisk's argument splitter (the last argument a function declares receives the rest
-of the text untouched), so quoting behaves as it does in Asterisk. Functions that take a
-variable *name* read it as ``${name}`` would, so ``CUT(CALLERID(num),-,1)`` works too.
-Strings are handled as characters, where Asterisk counts bytes (LEN of ``é`` is 1 here).
+Argument helpers live in :mod:`hookflash.apps.func_logic`. Strings are handled as
+characters where Asterisk counts bytes (LEN of ``é`` is 1 here); TOUPPER/TOLOWER change
+ASCII letters only, as Asterisk does in the C locale.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from hookflash.dialplan.subst import lookup, split_function, substitute
+from hookflash.apps.func_logic import (
+    INT_MAX, _func, arg, atoi, compile_ere, encoded_delim, get_encoded_char, get_encoded_str,
+    raw_var, scan_float, scan_int, separate_args, set_variable, strftime_func, strptime_func,
+    var_value,
+)
+from hookflash.apps.func_math import sprintf_func
+from hookflash.dialplan.subst import substitute
 from hookflash.engine.modules import Module
 from hookflash.engine.registry import Function
 
@@ -29,269 +29,6 @@ if TYPE_CHECKING:
     from hookflash.channels.channel import Channel
 
 log = logging.getLogger("hookflash.func")
-
-INT_MAX = 2**31 - 1
-INT_MIN = -(2**31)
-
-
-# ====================================================================== shared helpers
-def separate_args(data: str | None, delim: str = ",", maxargs: int = 100,
-                  remove: bool = True) -> list[str]:
-    """Asterisk's argument splitter. Parentheses and brackets always nest (even inside
-    quotes); double quotes (unless they are the delimiter) protect delimiters; with
-    ``remove`` the quotes are dropped and a backslash makes the next character literal.
-    At most ``maxargs`` arguments: the last one gets the remaining text *unprocessed*."""
-    if not data:
-        return []
-    args: list[str] = []
-    n = len(data)
-    i = 0
-    paren = bracket = 0
-    quote = False
-    ended_on_delim = False
-    while i < n and len(args) < maxargs - 1:
-        cur: list[str] = []
-        ended_on_delim = False
-        while i < n:
-            ch = data[i]
-            if ch == "(":
-                paren += 1
-            elif ch == ")":
-                paren = max(paren - 1, 0)
-            elif ch == "[":
-                bracket += 1
-            elif ch == "]":
-                bracket = max(bracket - 1, 0)
-            elif ch == '"' and delim != '"':
-                quote = not quote
-                if remove:
-                    i += 1
-                    continue
-            elif ch == "\\":
-                if remove:
-                    cur.append(data[i + 1:i + 2])
-                else:
-                    cur.append(data[i:i + 2])
-                i += 2
-                continue
-            elif ch == delim and not paren and not quote and not bracket:
-                i += 1
-                ended_on_delim = True
-                break
-            cur.append(ch)
-            i += 1
-        args.append("".join(cur))
-    if i < n or ended_on_delim:
-        args.append(data[i:])
-    return args
-
-
-def arg(args: list[str], index: int) -> str | None:
-    """The argument at ``index``, or None when it was not given (a NULL in Asterisk)."""
-    return args[index] if index < len(args) else None
-
-
-_HEX = "0123456789abcdefABCDEF"
-
-
-def get_encoded_char(text: str, pos: int = 0) -> tuple[int | None, int]:
-    """Decode one possibly escaped character (``\\n \\r \\t \\xHH \\0ooo \\c``):
-    (code or None on error, characters consumed)."""
-    if pos >= len(text):
-        return None, 0
-    if text[pos] != "\\":
-        return ord(text[pos]), 1
-    nxt = text[pos + 1:pos + 2]
-    if nxt == "":
-        # Asterisk reads past the end of the string here; we take the backslash itself.
-        return ord("\\"), 1
-    if nxt in "nrt":
-        return {"n": 10, "r": 13, "t": 9}[nxt], 2
-    if nxt == "x":
-        h1 = text[pos + 2:pos + 3]
-        if not h1 or h1 not in _HEX:
-            log.error("Illegal character '%s' in hexadecimal string", h1)
-            return None, 2
-        h2 = text[pos + 3:pos + 4]
-        if h2 and h2 in _HEX:
-            return int(h1 + h2, 16), 4
-        return int(h1, 16), 3
-    if nxt == "0":
-        value, used = 0, 2
-        while pos + used < len(text) and text[pos + used] in "01234567":
-            value = ((value << 3) + int(text[pos + used])) & 0xFF
-            used += 1
-        return value, used
-    return ord(nxt), 2
-
-
-def get_encoded_str(text: str) -> str:
-    """Decode escapes up to the end of ``text`` (or a bad escape, or a NUL)."""
-    out: list[str] = []
-    pos = 0
-    while True:
-        code, used = get_encoded_char(text, pos)
-        if code is None or code == 0:
-            return "".join(out)
-        out.append(chr(code))
-        pos += used
-
-
-def encoded_delim(text: str | None, default: str) -> str:
-    """A one-character delimiter argument; ``default`` when absent or undecodable."""
-    code, _ = get_encoded_char(text or "")
-    return default if code is None else ("" if code == 0 else chr(code))
-
-
-def var_value(pbx: Any, chan: "Channel | None", name: str) -> str:
-    """``${name}``: a variable (or function, or substring) as substitution reads it."""
-    if any(c in name for c in "(:$"):
-        return substitute("${" + name + "}", chan, pbx)
-    return lookup(chan, pbx, name) or ""
-
-
-def raw_var(pbx: Any, chan: "Channel | None", name: str) -> str | None:
-    """``pbx_builtin_getvar_helper``: channel variables, then globals (no built-ins)."""
-    if chan is not None and name in chan.vars:
-        return chan.vars[name]
-    return pbx.globals.get(name)
-
-
-def set_variable(pbx: Any, chan: "Channel | None", name: str, value: str | None) -> None:
-    """``pbx_builtin_setvar_helper``: a name ending in ``)`` writes that function;
-    without a channel the variable is global."""
-    if name.endswith(")"):
-        fname, fargs = split_function(name)
-        func = pbx.registry.function(fname)
-        if func is None or func.write is None:
-            log.error("Function %s not registered or not writable", fname)
-        else:
-            func.write(chan, fargs, value or "")
-        return
-    if chan is not None:
-        chan.set_var(name, value)
-        return
-    name = name[2:] if name.startswith("__") else name[1:] if name.startswith("_") else name
-    if value is None:
-        pbx.globals.pop(name, None)
-    else:
-        pbx.globals[name] = value
-
-
-_SPACE = " \t\n\v\f\r"
-
-
-def scan_int(text: str, pos: int = 0) -> tuple[int, int] | None:
-    """``sscanf("%30d")`` from ``pos``: (value, end) or None. Values clamp to int."""
-    while pos < len(text) and text[pos] in _SPACE:
-        pos += 1
-    m = re.compile(r"[+-]?\d+").match(text[pos:pos + 30])
-    if not m:
-        return None
-    return max(INT_MIN, min(INT_MAX, int(m.group()))), pos + m.end()
-
-
-_FLOAT = re.compile(r"[+-]?(?:0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?\d+)?"
-                    r"|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan(?:\([0-9A-Za-z_]*\))?)",
-                    re.IGNORECASE)
-
-
-def scan_float(text: str) -> float | None:
-    """``sscanf("%30lf")``: the leading number of ``text`` (after spaces), or None."""
-    text = text.lstrip(_SPACE)
-    m = _FLOAT.match(text[:30])
-    if not m:
-        return None
-    s = m.group()
-    if "x" in s.lower():
-        if not re.search(r"[pP]", s):
-            s += "p0"
-        sign = -1.0 if s[0] == "-" else 1.0
-        return sign * float.fromhex(s.lstrip("+-"))
-    if s.lower().lstrip("+-").startswith("nan"):
-        return float("nan")
-    return float(s)
-
-
-def atoi(text: str | None) -> int:
-    found = scan_int(text or "")
-    return found[0] if found else 0
-
-
-def strip_blanks(text: str) -> str:
-    """``ast_strip``: drop leading and trailing characters below ``!``."""
-    start, end = 0, len(text)
-    while start < end and ord(text[start]) < 33:
-        start += 1
-    while end > start and ord(text[end - 1]) < 33:
-        end -= 1
-    return text[start:end]
-
-
-def strip_quoted(text: str, quote: str = '"') -> str:
-    """``ast_strip_quoted``: strip blanks, then one pair of surrounding quotes."""
-    text = strip_blanks(text)
-    if text[:1] == quote and text[-1:] == quote:
-        return text[1:-1]
-    return text
-
-
-_CLASSES = {"alpha": "a-zA-Z", "digit": "0-9", "alnum": "0-9A-Za-z", "upper": "A-Z",
-            "lower": "a-z", "space": r" \t\n\r\f\v", "blank": r" \t", "punct": r"!-/:-@\[-`{-~",
-            "xdigit": "0-9A-Fa-f", "cntrl": r"\x00-\x1f\x7f", "print": r" -~", "graph": "!-~"}
-
-
-def ere_to_python(pattern: str) -> str:
-    """Translate a POSIX extended regular expression to Python's syntax: bracket
-    expressions (``[[:digit:]]``, ``[]a]``, backslash literal inside) and ``\\<``/``\\>``."""
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        ch = pattern[i]
-        if ch == "\\" and i + 1 < n:
-            nxt = pattern[i + 1]
-            out.append(r"\b(?=\w)" if nxt == "<" else r"\b(?<=\w)" if nxt == ">" else ch + nxt)
-            i += 2
-        elif ch == "[":
-            j = i + 1
-            body = ["["]
-            if j < n and pattern[j] == "^":
-                body.append("^")
-                j += 1
-            first = True
-            while j < n and (pattern[j] != "]" or first):
-                first = False
-                if pattern.startswith("[:", j):
-                    end = pattern.find(":]", j + 2)
-                    if end > 0 and pattern[j + 2:end] in _CLASSES:
-                        body.append(_CLASSES[pattern[j + 2:end]])
-                        j = end + 2
-                        continue
-                c = pattern[j]
-                body.append("\\" + c if c in "\\[]^" and not (c == "^" and len(body) > 2) else c)
-                j += 1
-            if j >= n:  # unterminated: let re report it
-                out.append(re.escape(pattern[i:]))
-                break
-            out.append("".join(body) + "]")
-            i = j + 1
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
-
-
-def compile_ere(pattern: str, flags: int = 0) -> re.Pattern[str] | None:
-    try:
-        return re.compile(ere_to_python(pattern), flags)
-    except re.error as exc:
-        log.warning("Malformed regular expression '%s': %s", pattern, exc)
-        return None
-
-
-def _func(name: str, read: Any = None, write: Any = None, synopsis: str = "",
-          syntax: str = "", description: str = "") -> Function:
-    return Function(name, read, write, synopsis, syntax or f"{name}()", description)
 
 
 # ====================================================================== func_strings
@@ -381,129 +118,6 @@ def _trim(data: str, left: bool, right: bool) -> str:
     if right:
         data = data.rstrip(_SPACE)
     return data
-
-
-def _zone(name: str | None) -> dt.tzinfo | None:
-    if not name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        log.warning("Unknown time zone '%s'; using local time", name)
-        return None
-
-
-def strftime(when: float, zone: str | None, fmt: str) -> str:
-    """Asterisk's strftime: ``%[1-6]q`` gives fractions of a second (``%q`` = ms)."""
-    tz = _zone(zone)
-    moment = dt.datetime.fromtimestamp(when, tz) if tz else dt.datetime.fromtimestamp(when).astimezone()
-    micro = moment.microsecond
-    # Asterisk also rewrites %q after a %% (so %%q printed a fraction); a bug, fixed.
-    def repl(m: re.Match[str]) -> str:
-        spec = m.group(0)
-        if spec == "%%":
-            return spec
-        digits = int(spec[1]) if len(spec) == 3 else 3
-        return f"{micro // 10 ** (6 - digits):0{digits}d}"
-    fmt = re.sub(r"%%|%[1-6]q|%q", repl, fmt)
-    fmt = re.sub(r"%%|%c", lambda m: "%a %b %e %H:%M:%S %Y" if m.group() == "%c" else "%%", fmt)
-    return moment.strftime(fmt)
-
-
-def _strftime(data: str) -> str:
-    args = separate_args(data, maxargs=3)
-    epoch_text = arg(args, 0)
-    when = scan_float(epoch_text) if epoch_text else None
-    if when is None or when != when or abs(when) > 1e11:
-        when = time.time()
-    fmt = arg(args, 2)
-    try:
-        out = strftime(when, arg(args, 1), fmt if fmt is not None else "%c")
-    except (ValueError, OverflowError, OSError) as exc:
-        log.warning("STRFTIME: %s", exc)
-        return ""
-    if not out:
-        log.warning("C function strftime() output nothing?!!")
-    return out
-
-
-def _strptime(data: str) -> str:
-    args = separate_args(data, maxargs=3)
-    text, zone, fmt = arg(args, 0) or "", arg(args, 1), arg(args, 2)
-    if not fmt:
-        log.error("No format supplied to STRPTIME(<timestring>,<timezone>,<format>)")
-        return ""
-    parsed: dt.datetime | None = None
-    for _ in range(2):
-        try:
-            parsed = dt.datetime.strptime(text, fmt)
-            break
-        except ValueError as exc:  # C's strptime ignores trailing text; Python's does not
-            m = re.match(r"unconverted data remains: (.*)", str(exc), re.S)
-            if not m or not m.group(1):
-                break
-            text = text[:len(text) - len(m.group(1))]
-    if parsed is None:
-        log.warning("STRPTIME() found no time specified within the string")
-        return ""
-    tz = _zone(zone)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=tz) if tz else parsed.astimezone()
-    return str(int(parsed.timestamp()))
-
-
-_SPRINTF = re.compile(r"%([#0\- +'I]*)(\d*)(?:\.(\d*))?(hh|h|ll|l|L|q|j|z|t)?(.)?", re.S)
-
-
-def _sprintf(data: str) -> str:
-    args = separate_args(data, maxargs=101)
-    fmt = arg(args, 0) or ""
-    values = args[1:]
-    out: list[str] = []
-    pos = argno = 0
-    while pos < len(fmt):
-        pct = fmt.find("%", pos)
-        if pct < 0:
-            out.append(fmt[pos:])
-            break
-        out.append(fmt[pos:pct])
-        m = _SPRINTF.match(fmt, pct)
-        assert m is not None
-        flags, width, prec, _, conv = m.groups()
-        pos = m.end()
-        if conv is None:
-            break
-        if conv == "%":
-            out.append("%")
-            continue
-        spec = "%" + flags.replace("'", "").replace("I", "") + width + (
-            "." + prec if prec is not None else "")
-        value = values[argno] if argno < len(values) else None
-        argno += 1
-        if conv in "diouxXc":
-            number = scan_int(value)[0] if value is not None and scan_int(value) else None
-            if number is None:
-                log.error("SPRINTF(): argument '%s' is not an integer number", value)
-                return ""
-            if conv == "c":
-                out.append((spec.split(".")[0] + "s") % chr(number & 0xFF))
-                continue
-            if conv in "ouxX" and number < 0:
-                number &= 0xFFFFFFFF
-            out.append((spec + ("d" if conv in "iu" else conv)) % number)
-        elif conv in "eEfFgGaA":
-            real = scan_float(value) if value is not None else None
-            if real is None:
-                log.error("SPRINTF(): argument '%s' is not a floating point number", value)
-                return ""
-            out.append(real.hex() if conv in "aA" else (spec + conv) % real)
-        elif conv == "s":
-            # Asterisk hands C a NULL for a missing argument; we print nothing.
-            out.append((spec + "s") % (value or ""))
-        else:
-            log.error("Format type not supported: '%s'", fmt[pct:pos])
-            return ""
-    return "".join(out)
 
 
 class _Strings:
@@ -728,9 +342,9 @@ class StringsModule(Module):
                   "HASH(hashname[,hashkey])"),
             _func("HASHKEYS", s.hashkeys, None, "Retrieve the keys of the HASH() function.", "HASHKEYS(hashname)"),
             _func("ARRAY", None, s.array_write, "Allows setting multiple variables at once.", "ARRAY(var1[,var2[,...]])"),
-            _func("STRFTIME", lambda c, d: _strftime(d), None, "Returns the current date/time in the specified format.",
+            _func("STRFTIME", strftime_func, None, "Returns the current date/time in the specified format.",
                   "STRFTIME([epoch][,timezone[,format]])", "%[1-6]q gives fractions of a second; default format %c."),
-            _func("STRPTIME", lambda c, d: _strptime(d), None, "Returns the epoch of a date/time string.",
+            _func("STRPTIME", strptime_func, None, "Returns the epoch of a date/time string.",
                   "STRPTIME(datetime,timezone,format)"),
             _func("QUOTE", lambda c, d: _quote(d), None, "Quotes a given string, escaping embedded quotes",
                   "QUOTE(string)"),
@@ -748,7 +362,7 @@ class StringsModule(Module):
                   "PUSH(varname[,delimiter])"),
             _func("UNSHIFT", None, lambda c, d, v: s.push_unshift(c, d, v, True), "Prepend to a list",
                   "UNSHIFT(varname[,delimiter])"),
-            _func("SPRINTF", lambda c, d: _sprintf(d), None, "Format a variable according to a format string",
+            _func("SPRINTF", sprintf_func, None, "Format a variable according to a format string",
                   "SPRINTF(format,arg1[,arg2[,...]])"),
         ]
 
@@ -845,9 +459,3 @@ class CutModule(Module):
             _func("SORT", lambda ch, d: _sort(d), None, "Sorts a list of key/vals into a list of keys, based upon the vals.",
                   "SORT(key1:val1[,key2:val2[,...]])"),
         ]
-
-
-__all__ = ["StringsModule", "CutModule", "separate_args", "get_encoded_char", "scan_int", "scan_float",
-           "set_variable", "var_value", "raw_var", "strip_blanks", "strip_quoted", "compile_ere", "atoi"]
-
-_unused: Callable[..., Any] | None = None
