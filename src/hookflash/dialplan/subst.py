@@ -158,7 +158,10 @@ class ExprNode(Node):
         text = self.inner.render(chan, pbx)
 
         def call(name: str, args: str) -> str:
-            return read_function(chan, pbx, f"{name}({args})")
+            func = pbx.registry.function(name)
+            if func is None or func.read is None:
+                raise LookupError(name)  # the evaluator warns and uses 0, as Asterisk does
+            return func.read(chan, args)
 
         def warn(message: str) -> None:
             where = f" on {chan.name} at {chan.location}" if chan is not None else ""

@@ -298,6 +298,8 @@ class CoreModule(Module):
         C = CliCommand
         return [
             C(("help",), _help, "Display help list, or specific help on a command", "Usage: help [topic]"),
+            C(("core", "show", "help"), _help, "Display help list, or specific help on a command",
+              "Usage: core show help [topic]"),
             C(("core", "show", "version"), _version, "Display version info", "Usage: core show version"),
             C(("core", "show", "uptime"), _uptime, "Show uptime information", "Usage: core show uptime"),
             C(("core", "show", "channels"), _channels, "Display information on channels",
