@@ -81,7 +81,7 @@ def test_section_1_3_meetme_extension_matches_before_catch_all(tmp_path: Path) -
 def test_section_1_2_filter_strips_a_hostile_location(tmp_path: Path) -> None:
     etc = config_with(tmp_path, "listing01.conf", """
 [harness]
-exten => s,1,Set(Location=SIP/9001;evil)
+exten => s,1,Set(Location=SIP/9001\\;evil)
  same => n,Set(DeviceToDial=${FILTER(0-9A-Za-z,${Location})})
 """)
     code, out = try_(etc, "s@harness")

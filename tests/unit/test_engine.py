@@ -556,3 +556,17 @@ def test_module_unload_removes_application(tmp_path: Path) -> None:
     gone, core, back = run(main())
     assert gone and back
     assert "core module" in core
+
+
+def test_dialplan_show_exten_filter_and_modules_conf_noload(tmp_path: Path) -> None:
+    async def main():  # type: ignore[no-untyped-def]
+        async with running_pbx(tmp_path, """
+            [t]
+            exten => 100,1,NoOp(a)
+            exten => _2XX,1,NoOp(b)
+            """, modules_conf="[modules]\nautoload=yes\nnoload => app_system.so\n") as (pbx, lines):
+            shown = await run_command(pbx, "dialplan show 250@t")
+            return shown, pbx.registry.application("System"), pbx.registry.application("Dial")
+    shown, system, dial = run(main())
+    assert "'_2XX' =>" in shown and "'100' =>" not in shown
+    assert system is None and dial is not None

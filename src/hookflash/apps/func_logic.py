@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import os
 import random
 import re
@@ -41,6 +42,7 @@ RAND_MAX = 2**31 - 1
 # the func_* modules (func_strings, func_math and func_channel import them from here).
 INT_MAX = 2**31 - 1
 INT_MIN = -(2**31)
+
 
 def separate_args(data: str | None, delim: str = ",", maxargs: int = 100,
                   remove: bool = True) -> list[str]:
@@ -186,20 +188,21 @@ def set_variable(pbx: Any, chan: "Channel | None", name: str, value: str | None)
 
 
 _SPACE = " \t\n\v\f\r"
+_INT = re.compile(r"[+-]?[0-9]+")
 
 
 def scan_int(text: str, pos: int = 0) -> tuple[int, int] | None:
     """``sscanf("%30d")`` from ``pos``: (value, end) or None. Values clamp to int."""
     while pos < len(text) and text[pos] in _SPACE:
         pos += 1
-    m = re.compile(r"[+-]?\d+").match(text[pos:pos + 30])
+    m = _INT.match(text[pos:pos + 30])
     if not m:
         return None
     return max(INT_MIN, min(INT_MAX, int(m.group()))), pos + m.end()
 
 
-_FLOAT = re.compile(r"[+-]?(?:0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?\d+)?"
-                    r"|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan(?:\([0-9A-Za-z_]*\))?)",
+_FLOAT = re.compile(r"[+-]?(?:0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
+                    r"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan(?:\([0-9A-Za-z_]*\))?)",
                     re.IGNORECASE)
 
 
@@ -282,6 +285,9 @@ def ere_to_python(pattern: str) -> str:
                 break
             out.append("".join(body) + "]")
             i = j + 1
+        elif ch == "$":
+            out.append(r"\Z")  # POSIX $ is the very end; Python's $ also matches before a final newline
+            i += 1
         else:
             out.append(ch)
             i += 1
@@ -290,7 +296,7 @@ def ere_to_python(pattern: str) -> str:
 
 def compile_ere(pattern: str, flags: int = 0) -> re.Pattern[str] | None:
     try:
-        return re.compile(ere_to_python(pattern), flags)
+        return re.compile(ere_to_python(pattern), flags | re.DOTALL)
     except re.error as exc:
         log.warning("Malformed regular expression '%s': %s", pattern, exc)
         return None
@@ -342,7 +348,7 @@ def _iftime(chan: "Channel | None", data: str) -> str:
         return ""
     try:
         spec = parse_timespec(expr.replace("|", ","))
-    except TimeSpecError as exc:
+    except (TimeSpecError, ValueError) as exc:
         log.warning("Invalid Time Spec: %s", exc)
         return ""
     chosen = iftrue if spec.matches() else iffalse
@@ -503,7 +509,8 @@ def _zone(name: str | None) -> dt.tzinfo | None:
 def format_time(when: float, zone: str | None, fmt: str) -> str:
     """strftime with Asterisk's ``%[1-6]q`` (fractions of a second; ``%q`` = ms).
     ``%c`` is given the C locale's form. Asterisk also rewrote a ``q`` after ``%%``
-    (so ``%%q`` printed digits); here ``%%`` is always a literal percent sign."""
+    (so ``%%q`` printed digits); here ``%%`` is always a literal percent sign. ``%s``
+    is the epoch itself (C's strftime computes it as if the time were local)."""
     tz = _zone(zone)
     moment = dt.datetime.fromtimestamp(when, tz) if tz else dt.datetime.fromtimestamp(when).astimezone()
     micro = moment.microsecond
@@ -514,10 +521,12 @@ def format_time(when: float, zone: str | None, fmt: str) -> str:
             return spec
         if spec == "%c":
             return "%a %b %e %H:%M:%S %Y"
+        if spec == "%s":
+            return str(math.floor(when))
         digits = int(spec[1]) if len(spec) == 3 else 3
         return f"{micro // 10 ** (6 - digits):0{digits}d}"
 
-    return moment.strftime(re.sub(r"%%|%c|%[1-6]q|%q", repl, fmt))
+    return moment.strftime(re.sub(r"%%|%c|%s|%[1-6]q|%q", repl, fmt))
 
 
 def strftime_func(chan: "Channel | None", data: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hookflash.apps.func_logic import (
     INT_MAX, INT_MIN, _func, arg, scan_float, scan_int, separate_args,

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import logging
 import re
+import struct
 from typing import TYPE_CHECKING, Any
 
 from hookflash.apps.func_logic import (
-    INT_MAX, _func, arg, atoi, compile_ere, encoded_delim, get_encoded_char, get_encoded_str,
+    _SPACE, INT_MAX, _func, arg, atoi, compile_ere, encoded_delim, get_encoded_char, get_encoded_str,
     raw_var, scan_float, scan_int, separate_args, set_variable, strftime_func, strptime_func,
     var_value,
 )
@@ -70,11 +71,12 @@ def _filter(data: str) -> str:
                    or ord(ch) >= 128 and all(b in allowed for b in ch.encode("utf-8")))
 
 
+_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_LOWER = {v: k for k, v in _UPPER.items()}
+
+
 def _ascii_map(text: str, upper: bool) -> str:
-    table = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-    if not upper:
-        table = {v: k for k, v in table.items()}
-    return text.translate(table)
+    return text.translate(_UPPER if upper else _LOWER)
 
 
 def _regex(data: str) -> str:
@@ -424,7 +426,6 @@ class _Cut:
 
 
 def _float32(value: float) -> float:
-    import struct
     try:
         return struct.unpack("f", struct.pack("f", value))[0]  # type: ignore[no-any-return]
     except OverflowError:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from hookflash.conf import ConfigError
 from hookflash.dialplan.loader import LoadResult, build
 from hookflash.dialplan.model import Context, Dialplan
+from hookflash.dialplan.pattern import compile_pattern
 from hookflash.engine.modules import Module
 from hookflash.engine.registry import CliArgs, CliCommand
 
@@ -35,7 +36,8 @@ def show_context(ctx: Context, lines: list[str], exten_filter: str | None = None
     n_ext = n_prio = 0
     names = sorted(ctx.extensions, key=lambda name: _sort_key(ctx, name))
     for name in names:
-        if exten_filter is not None and name != exten_filter and not ctx.index.match(exten_filter) is ctx.extensions[name]:
+        if exten_filter is not None and name != exten_filter and \
+                not compile_pattern(name).matches(exten_filter):
             continue
         for ext in ctx.extensions[name]:
             n_ext += 1
@@ -61,7 +63,6 @@ def show_context(ctx: Context, lines: list[str], exten_filter: str | None = None
 
 
 def _sort_key(ctx: Context, name: str) -> tuple:  # type: ignore[type-arg]
-    from hookflash.dialplan.pattern import compile_pattern
     return compile_pattern(name).sort_key
 
 
