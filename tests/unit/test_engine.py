@@ -570,3 +570,24 @@ def test_dialplan_show_exten_filter_and_modules_conf_noload(tmp_path: Path) -> N
     shown, system, dial = run(main())
     assert "'_2XX' =>" in shown and "'100' =>" not in shown
     assert system is None and dial is not None
+
+
+def test_caller_id_matching_extensions(tmp_path: Path) -> None:
+    async def main():  # type: ignore[no-untyped-def]
+        async with running_pbx(tmp_path, """
+            [t]
+            exten => 100/_555XXXX,1,Set(WHO=vip)
+            exten => 100,1,Set(WHO=anyone)
+            """) as (pbx, lines):
+            results = []
+            for cid in ("1234", "5551234", "1234"):
+                one = await pbx.request("Local/100@t/n")
+                one.caller.num = cid
+                two = one.tech.pair.chan  # type: ignore[attr-defined]
+                await one.tech.call(one, "100@t", 5)
+                while not two.hung_up:
+                    await asyncio.sleep(0.005)
+                results.append(two.vars["WHO"])
+                await one.hangup()
+            return results
+    assert run(main()) == ["anyone", "vip", "anyone"]

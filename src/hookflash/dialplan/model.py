@@ -34,7 +34,7 @@ class Priority:
     loop_head: int = 0  # innermost enclosing While (for ExitWhile/ContinueWhile)
 
 
-@dataclass
+@dataclass(slots=True)
 class Extension:
     name: str
     context: str
@@ -60,7 +60,8 @@ class Include:
 @dataclass
 class Context:
     name: str
-    index: PatternIndex[list[Extension]] = field(default_factory=PatternIndex)
+    # no cache of its own: Dialplan.find caches whole lookups above it
+    index: PatternIndex[list[Extension]] = field(default_factory=lambda: PatternIndex(cache_size=0))
     extensions: dict[str, list[Extension]] = field(default_factory=dict)  # by name as written
     includes: list[Include] = field(default_factory=list)
     ignorepats: list[str] = field(default_factory=list)
@@ -83,6 +84,9 @@ class Context:
         variants.sort(key=lambda e: e.cid is None)
 
 
+_MISS = object()
+
+
 class Dialplan:
     def __init__(self, contexts: dict[str, Context], files: list[str] | None = None,
                  settings: dict[str, str] | None = None) -> None:
@@ -90,22 +94,39 @@ class Dialplan:
         self.files = files or []
         self.settings = settings or {}
         self.loaded_at = time.time()
+        # (context, exten, priority) -> result; off when any extension matches on caller
+        # ID (the key would need the caller) and for lookups through timed includes
         self._cache: dict[tuple[str, str, int], Priority | None] = {}
+        self._has_cid = any(ext.cid is not None for ctx in contexts.values()
+                            for variants in ctx.extensions.values() for ext in variants)
 
     # ------------------------------------------------------------------ lookups
     def find(self, context: str, exten: str, priority: int, callerid: str = "") -> Priority | None:
         """The priority to run for ``exten@context:priority``, or None."""
         key = (context, exten, priority)
-        cached = self._cache.get(key, False)
-        if cached is not False:
-            if cached is None or cached.extension.cid is None:
-                return cached  # type: ignore[return-value]
+        cached = self._cache.get(key, _MISS)
+        if cached is not _MISS:
+            return cached  # type: ignore[return-value]
+        ctx = self.contexts.get(context)
+        if ctx is not None and not self._has_cid:
+            # the common case: the best match is one plain extension holding the priority
+            best = ctx.index.match(exten)
+            if best is not None and len(best) == 1 and best[0].cid is None:
+                found = best[0].priorities.get(priority)
+                if found is not None:
+                    self._remember(key, found)
+                    return found
         timed: list[bool] = [False]
         found = self._search(context, exten, callerid, set(), timed,
                              lambda ext: ext.priorities.get(priority))
-        if not timed[0] and len(self._cache) < 100000:
-            self._cache[key] = found
+        if not timed[0] and not self._has_cid:
+            self._remember(key, found)
         return found
+
+    def _remember(self, key: tuple[str, str, int], found: Priority | None) -> None:
+        if len(self._cache) >= 65536:
+            self._cache.clear()  # bounded: dialled numbers are unbounded
+        self._cache[key] = found
 
     def find_label(self, context: str, exten: str, label: str, callerid: str = "") -> Priority | None:
         return self._search(context, exten, callerid, set(), [False],

@@ -700,11 +700,16 @@ class PatternIndex(Generic[T]):
 
     def match(self, exten: str) -> T | None:
         """The value of the extension Asterisk would run for ``exten`` (E_MATCH)."""
+        if not self._cache_size:
+            entry = self._match_entry(exten)
+            return None if entry is None else entry.value
         found = self._cache.get(exten, _MISS)
         if found is _MISS:
             found = self._match_entry(exten)
             if len(self._cache) >= self._cache_size:
-                del self._cache[next(iter(self._cache))]
+                # start afresh: evicting the oldest key one by one makes next(iter())
+                # walk the deleted slots at the front of the dict, O(size) per miss
+                self._cache.clear()
             self._cache[exten] = found  # type: ignore[assignment]
         return None if found is None else found.value  # type: ignore[union-attr]
 
