@@ -53,7 +53,7 @@ exten => s,1,Set(CalDescription=0000FFFF0001^0000FFFF0002)
     code, out = try_(etc, "s@harness")
     expected = "Local/0000FFFF0001@MeetingOriginator&Local/0000FFFF0002@MeetingOriginator"
     assert f"ToDial={expected}" in out
-    assert f'Dial("Local/s@harness-' in out and f'", "{expected}")' in out
+    assert 'Dial("Local/s@harness-' in out and f'", "{expected}")' in out
     # each attendee leg reaches MeetingOriginator, filters its peer name and originates
     assert 'Set(Peer=0000FFFF0001)' in out.replace('"', "").replace(", ", ",") or \
         "Peer=0000FFFF0001" in out.replace('"', "")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import logging
 import time
 from pathlib import Path
 
@@ -185,21 +184,25 @@ def test_exec_execif_tryexec(tmp_path: Path) -> None:
 
 
 def test_inheritance_one_and_two_generations(tmp_path: Path) -> None:
-    chan, _ = go(tmp_path, """
-        [t]
-        exten => 1,1,Set(_ONE=1)
-         same => n,Set(__ALL=2)
-         same => n,Set(PLAIN=3)
-         same => n,Dial(Local/2@t,5)
-        exten => 2,1,Set(DB(test/gen1)=${ONE}|${ALL}|${PLAIN})
-         same => n,Dial(Local/3@t,5)
-        exten => 3,1,Set(DB(test/gen2)=${ONE}|${ALL}|${PLAIN})
-         same => n,Answer()
-         same => n,Hangup()
-        """, "1@t")
-    db = chan.pbx.astdb
-    # pbx stopped (db closed) by now: check the log of what was set instead
-    assert chan.vars["ONE"] == "1" and chan.inherit == {"ONE": 1, "ALL": 2}
+    async def main():  # type: ignore[no-untyped-def]
+        async with running_pbx(tmp_path, """
+            [t]
+            exten => 1,1,Set(_ONE=1)
+             same => n,Set(__ALL=2)
+             same => n,Set(PLAIN=3)
+             same => n,Dial(Local/2@t,5)
+            exten => 2,1,Set(DB(test/gen1)=${ONE}|${ALL}|${PLAIN})
+             same => n,Dial(Local/3@t,5)
+            exten => 3,1,Set(DB(test/gen2)=${ONE}|${ALL}|${PLAIN})
+             same => n,Answer()
+             same => n,Hangup()
+            """) as (pbx, lines):
+            chan = await call(pbx, "1@t")
+            return chan, pbx.astdb.get("test", "gen1"), pbx.astdb.get("test", "gen2")  # type: ignore[union-attr]
+    chan, gen1, gen2 = run(main())
+    assert gen1 == "1|2|"  # _ONE reaches the child, PLAIN does not
+    assert gen2 == "|2|"  # only __ALL reaches the grandchild
+    assert chan.inherit == {"ONE": 1, "ALL": 2}
 
 
 def _dial_case(tmp_path: Path, dial: str, extra: str = "") -> dict[str, str]:

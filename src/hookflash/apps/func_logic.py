@@ -23,7 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from hookflash.dialplan.args import condition_true
+from hookflash.dialplan.args import separate_args, condition_true
 from hookflash.dialplan.subst import lookup, split_function, substitute
 from hookflash.dialplan.timespec import TimeSpecError, parse_timespec
 from hookflash.engine.modules import Module
@@ -42,57 +42,6 @@ RAND_MAX = 2**31 - 1
 # the func_* modules (func_strings, func_math and func_channel import them from here).
 INT_MAX = 2**31 - 1
 INT_MIN = -(2**31)
-
-
-def separate_args(data: str | None, delim: str = ",", maxargs: int = 100,
-                  remove: bool = True) -> list[str]:
-    """Asterisk's argument splitter. Parentheses and brackets always nest (even inside
-    quotes); double quotes (unless they are the delimiter) protect delimiters; with
-    ``remove`` the quotes are dropped and a backslash makes the next character literal.
-    At most ``maxargs`` arguments: the last one gets the remaining text *unprocessed*."""
-    if not data:
-        return []
-    args: list[str] = []
-    n = len(data)
-    i = 0
-    paren = bracket = 0
-    quote = False
-    ended_on_delim = False
-    while i < n and len(args) < maxargs - 1:
-        cur: list[str] = []
-        ended_on_delim = False
-        while i < n:
-            ch = data[i]
-            if ch == "(":
-                paren += 1
-            elif ch == ")":
-                paren = max(paren - 1, 0)
-            elif ch == "[":
-                bracket += 1
-            elif ch == "]":
-                bracket = max(bracket - 1, 0)
-            elif ch == '"' and delim != '"':
-                quote = not quote
-                if remove:
-                    i += 1
-                    continue
-            elif ch == "\\":
-                if remove:
-                    cur.append(data[i + 1:i + 2])
-                else:
-                    cur.append(data[i:i + 2])
-                i += 2
-                continue
-            elif ch == delim and not paren and not quote and not bracket:
-                i += 1
-                ended_on_delim = True
-                break
-            cur.append(ch)
-            i += 1
-        args.append("".join(cur))
-    if i < n or ended_on_delim:
-        args.append(data[i:])
-    return args
 
 
 def arg(args: list[str], index: int) -> str | None:

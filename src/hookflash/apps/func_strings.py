@@ -12,7 +12,6 @@ ASCII letters only, as Asterisk does in the C locale.
 from __future__ import annotations
 
 import logging
-import re
 import struct
 from typing import TYPE_CHECKING, Any
 

@@ -1,58 +1,70 @@
 """Splitting application arguments the way Asterisk's applications do.
 
-``split_args`` follows ``ast_app_separate_args``: the delimiter is ignored inside
+``separate_args`` follows ``ast_app_separate_args``: the delimiter is ignored inside
 parentheses, square brackets and double quotes; double quotes and backslashes are
-removed (a backslash makes the next character literal).
+removed (a backslash makes the next character literal); when the number of arguments
+is capped, the last one is the rest of the text, unprocessed.
 """
 
 from __future__ import annotations
 
 
-def split_args(data: str, delim: str = ",", maxsplit: int = -1) -> list[str]:
-    """Split ``data`` into arguments. ``maxsplit`` >= 0 caps the number of splits
-    (the last argument keeps the rest, quotes and escapes still removed)."""
+def separate_args(data: str | None, delim: str = ",", maxargs: int = 100,
+                  remove: bool = True) -> list[str]:
+    """Asterisk's argument splitter. Parentheses and brackets always nest (even inside
+    quotes); double quotes (unless they are the delimiter) protect delimiters; with
+    ``remove`` the quotes are dropped and a backslash makes the next character literal.
+    At most ``maxargs`` arguments: the last one gets the remaining text *unprocessed*."""
     if not data:
-        return [""]
-    if ('"' not in data and "\\" not in data and "(" not in data and "[" not in data):
-        return data.split(delim, maxsplit)
+        return []
     args: list[str] = []
-    cur: list[str] = []
+    n = len(data)
+    i = 0
     paren = bracket = 0
     quote = False
-    i = 0
-    n = len(data)
-    while i < n:
-        ch = data[i]
-        if ch == "\\":
-            if i + 1 < n:
-                cur.append(data[i + 1])
-            i += 2
-            continue
-        if ch == '"' and delim != '"':
-            quote = not quote
-        elif ch == "(" and not quote:
-            paren += 1
+    ended_on_delim = False
+    while i < n and len(args) < maxargs - 1:
+        cur: list[str] = []
+        ended_on_delim = False
+        while i < n:
+            ch = data[i]
+            if ch == "(":
+                paren += 1
+            elif ch == ")":
+                paren = max(paren - 1, 0)
+            elif ch == "[":
+                bracket += 1
+            elif ch == "]":
+                bracket = max(bracket - 1, 0)
+            elif ch == '"' and delim != '"':
+                quote = not quote
+                if remove:
+                    i += 1
+                    continue
+            elif ch == "\\":
+                if remove:
+                    cur.append(data[i + 1:i + 2])
+                else:
+                    cur.append(data[i:i + 2])
+                i += 2
+                continue
+            elif ch == delim and not paren and not quote and not bracket:
+                i += 1
+                ended_on_delim = True
+                break
             cur.append(ch)
-        elif ch == ")" and not quote:
-            if paren:
-                paren -= 1
-            cur.append(ch)
-        elif ch == "[" and not quote:
-            bracket += 1
-            cur.append(ch)
-        elif ch == "]" and not quote:
-            if bracket:
-                bracket -= 1
-            cur.append(ch)
-        elif (ch == delim and not paren and not bracket and not quote
-              and (maxsplit < 0 or len(args) < maxsplit)):
-            args.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-        i += 1
-    args.append("".join(cur))
+            i += 1
+        args.append("".join(cur))
+    if i < n or ended_on_delim:
+        args.append(data[i:])
     return args
+
+
+def split_args(data: str, delim: str = ",", maxsplit: int = -1) -> list[str]:
+    """``separate_args`` for applications: at most ``maxsplit`` splits (the last argument
+    keeps the rest of the text unprocessed, as in Asterisk), and ``[""]`` for no data."""
+    maxargs = maxsplit + 1 if maxsplit >= 0 else 1 << 30
+    return separate_args(data, delim, maxargs) or [""]
 
 
 def split_app_call(text: str) -> tuple[str, str]:

@@ -84,12 +84,12 @@ def _channel(args: CliArgs) -> str:
         if len(matches) != 1:
             return f"{args.argv[0]} is not a known channel\n"
         chan = matches[0]
-    out = [f" -- General --", f"           Name: {chan.name}", f"           Type: {chan.tech.tech_name}",
+    out = [" -- General --", f"           Name: {chan.name}", f"           Type: {chan.tech.tech_name}",
            f"       UniqueID: {chan.uniqueid}", f"       LinkedID: {chan.linkedid}",
            f"      Caller ID: {chan.caller.num or '(N/A)'}", f" Caller ID Name: {chan.caller.name or '(N/A)'}",
            f"          State: {chan.state.text} ({int(chan.state)})",
            f"  Bridged Channel: {chan.bridged.name if chan.bridged else '(Not bridged)'}",
-           f"       Language: {chan.language}", f"  --   PBX   --",
+           f"       Language: {chan.language}", "  --   PBX   --",
            f"        Context: {chan.context}", f"      Extension: {chan.exten}",
            f"       Priority: {chan.priority}", f"    Application: {chan.appl or '(N/A)'}",
            f"           Data: {chan.data or '(Empty)'}", "", "      Variables:"]
@@ -116,7 +116,7 @@ def _application(args: CliArgs) -> str:
     for name in args.argv:
         app = args.pbx.registry.application(name)
         if app is None:
-            out.append(f"Your application(s) is (are) not registered")
+            out.append("Your application(s) is (are) not registered")
             continue
         out.append(f"\n  -= Info about application '{app.name}' =- \n\n[Synopsis]\n{app.synopsis}\n\n"
                    f"[Description]\n{app.description or app.synopsis}\n\n[Syntax]\n{app.syntax}\n\n"
@@ -141,7 +141,7 @@ def _function(args: CliArgs) -> str:
         return "Usage: core show function <function>\n"
     func = args.pbx.registry.function(args.argv[0])
     if func is None:
-        return f"No function by that name registered.\n"
+        return "No function by that name registered.\n"
     mode = "read/write" if func.read and func.write else ("read-only" if func.read else "write-only")
     return (f"\n  -= Info about function '{func.name}' =- \n\n[Synopsis]\n{func.synopsis}\n\n"
             f"[Description]\n{func.description or func.synopsis} ({mode})\n\n[Syntax]\n{func.syntax}\n\n"
