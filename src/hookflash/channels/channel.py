@@ -286,6 +286,46 @@ class Channel:
             return True
         return False
 
+    # ------------------------------------------------------------------ media
+    async def write_frame(self, frame: Frame) -> None:
+        """Send a frame (signed-linear 8 kHz voice, 20 ms = 160 samples) to the far end."""
+        if not self.softhangup:
+            await self.tech.write_frame(self, frame)
+
+    async def read_frame(self, timeout: float | None = None) -> Frame | None:
+        """The next frame from the far end, or None on timeout or hangup."""
+        if self.softhangup:
+            return None
+        if not self.media.empty():
+            return self.media.get_nowait()
+        getter = asyncio.ensure_future(self.media.get())
+        hangup = asyncio.ensure_future(self.hangup_event.wait())
+        try:
+            done, _ = await asyncio.wait({getter, hangup}, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            hangup.cancel()
+        if getter in done:
+            return getter.result()
+        getter.cancel()
+        return None
+
+    def queue_frame(self, frame: Frame) -> None:
+        """A driver hands an incoming frame over; dropped if nobody reads (queue full)."""
+        try:
+            self.media.put_nowait(frame)
+        except asyncio.QueueFull:
+            pass
+
+    def flush_media(self) -> None:
+        """Forget frames that arrived before now (e.g. before recording starts)."""
+        while not self.media.empty():
+            self.media.get_nowait()
+
+    async def send_digit(self, digit: str, duration_ms: int = 100) -> None:
+        if not self.softhangup:
+            await self.tech.send_digit(self, digit, duration_ms)
+
     async def wait_digit(self, timeout: float) -> str | None:
         """The next DTMF digit, or None on timeout or hangup."""
         if self.softhangup:

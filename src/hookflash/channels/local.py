@@ -89,10 +89,7 @@ class LocalTech(ChannelTech):
     async def write_frame(self, chan: Channel, frame: Frame) -> None:
         other = self.other()
         if other is not None and not other.softhangup:
-            try:
-                other.media.put_nowait(frame)
-            except asyncio.QueueFull:
-                pass  # the other side is not reading: drop, as a real line would
+            other.queue_frame(frame)  # dropped when nobody reads, as a real line would
 
     async def send_digit(self, chan: Channel, digit: str, duration_ms: int) -> None:
         other = self.other()
