@@ -1,0 +1,315 @@
+"""RTP sessions: one UDP socket pair per call leg, on the event loop.
+
+Incoming packets are decoded to the engine's 8 kHz signed-linear frames and queued on
+the channel, or, when two legs with the same codec are bridged, relayed as they are:
+the relay path rewrites sequence number, timestamp, SSRC (and the payload type when the
+two legs numbered telephone-event differently) in place and sends, with no decoding and
+no task switch, straight from ``datagram_received``. Symmetric RTP: once a packet
+arrives, we send to where it came from (``nat=force_rport,comedia`` behaviour), so
+phones behind NAT work.
+
+Outgoing audio is sent as written: the writer (an application, the bridge) paces at
+20 ms. DTMF goes out as RFC 4733 events (three end packets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import struct
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hookflash.channels.channel import Channel
+
+log = logging.getLogger("hookflash.rtp")
+
+_HDR = struct.Struct("!BBHII")
+EVENTS = "0123456789*#ABCD"
+
+
+class PortAllocator:
+    """Even RTP ports from rtp.conf's [rtpstart, rtpend], RTCP on the odd port above."""
+
+    def __init__(self, start: int = 10000, end: int = 20000) -> None:
+        self.start = start + (start & 1)
+        self.end = end
+        self.next = self.start + 2 * random.randrange(max(1, (end - self.start) // 2))
+
+    def candidates(self) -> list[int]:
+        span = max(2, self.end - self.start)
+        ports = []
+        port = self.next
+        for _ in range(span // 2):
+            if port + 1 > self.end:
+                port = self.start
+            ports.append(port)
+            port += 2
+        return ports
+
+    def advance(self, used: int) -> None:
+        self.next = used + 2 if used + 2 < self.end else self.start
+
+
+class RtpStats:
+    __slots__ = ("packets_in", "packets_out", "bytes_in", "bytes_out", "lost", "jitter",
+                 "_last_transit", "_max_seq", "_base_seq", "_cycles", "_received")
+
+    def __init__(self) -> None:
+        self.packets_in = self.packets_out = self.bytes_in = self.bytes_out = 0
+        self.lost = 0
+        self.jitter = 0.0
+        self._last_transit: float | None = None
+        self._max_seq = -1
+        self._base_seq = -1
+        self._cycles = 0
+        self._received = 0
+
+    def on_packet(self, seq: int, ts: int, arrival: float, rate: int = 8000) -> None:
+        """RFC 3550 A.1/A.8 in brief: loss from the extended sequence range, jitter."""
+        self._received += 1
+        if self._max_seq < 0:
+            self._base_seq = self._max_seq = seq
+        else:
+            delta = (seq - self._max_seq) & 0xFFFF
+            if delta < 0x8000:
+                if seq < self._max_seq:
+                    self._cycles += 1 << 16
+                self._max_seq = seq
+        expected = self._cycles + self._max_seq - self._base_seq + 1
+        self.lost = max(0, expected - self._received)
+        transit = arrival * rate - ts
+        if self._last_transit is not None:
+            d = abs(transit - self._last_transit)
+            self.jitter += (d - self.jitter) / 16.0
+        self._last_transit = transit
+
+
+class RtpSession(asyncio.DatagramProtocol):
+    """One leg's RTP. ``codec`` is a hookflash.media.codecs codec (encode/decode slin)."""
+
+    def __init__(self, local_ip: str, port: int) -> None:
+        self.local_ip = local_ip
+        self.port = port
+        self.transport: asyncio.DatagramTransport | None = None
+        self.rtcp_transport: asyncio.DatagramTransport | None = None
+        self.remote: tuple[str, int] | None = None
+        self.learned = False
+        self.symmetric = True
+        self.channel: "Channel | None" = None
+        self.codec: Any = None
+        self.payload_type = 0
+        self.dtmf_pt: int | None = 101
+        self.ssrc = random.getrandbits(32)
+        self.seq = random.getrandbits(16)
+        self.ts = random.getrandbits(32)
+        self.stats = RtpStats()
+        self.relay: "RtpSession | None" = None  # native bridge partner
+        self._relay_seq_off = 0
+        self._relay_ts_off = 0
+        self._relay_ready = False
+        self._dtmf_ts: int | None = None  # timestamp of the event being received
+        self._dtmf_sending = False
+        self.hold = False  # the far end asked us not to send (sendonly/inactive offer)
+        self.closed = False
+
+    # ------------------------------------------------------------------ setup
+    @classmethod
+    async def open(cls, local_ip: str, ports: PortAllocator) -> "RtpSession":
+        loop = asyncio.get_running_loop()
+        last_error: OSError | None = None
+        for port in ports.candidates():
+            session = cls(local_ip, port)
+            try:
+                await loop.create_datagram_endpoint(lambda: session, local_addr=(local_ip, port))
+            except OSError as exc:
+                last_error = exc
+                continue
+            try:
+                await loop.create_datagram_endpoint(lambda: _RtcpSink(session), local_addr=(local_ip, port + 1))
+            except OSError as exc:
+                session.close()
+                last_error = exc
+                continue
+            ports.advance(port)
+            return session
+        raise OSError(f"no free RTP port pair in range: {last_error}")
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def set_remote(self, host: str, port: int) -> None:
+        if not self.learned:
+            self.remote = (host, port)
+
+    def close(self) -> None:
+        self.closed = True
+        self.relay = None
+        if self.transport is not None:
+            self.transport.close()
+        if self.rtcp_transport is not None:
+            self.rtcp_transport.close()
+
+    # ------------------------------------------------------------------ receiving
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+        if len(data) < 12 or (data[0] & 0xC0) != 0x80:
+            return
+        if self.symmetric and (self.remote != addr):
+            self.remote = addr
+            self.learned = True
+        stats = self.stats
+        stats.packets_in += 1
+        stats.bytes_in += len(data)
+        relay = self.relay
+        if relay is not None:
+            relay._forward(data, self)
+            return
+        b1 = data[1]
+        pt = b1 & 0x7F
+        seq = (data[2] << 8) | data[3]
+        ts = int.from_bytes(data[4:8], "big")
+        stats.on_packet(seq, ts, time.monotonic())
+        cc = data[0] & 0x0F
+        offset = 12 + 4 * cc
+        if data[0] & 0x10 and len(data) >= offset + 4:
+            offset += 4 + 4 * int.from_bytes(data[offset + 2:offset + 4], "big")
+        payload = data[offset:]
+        if data[0] & 0x20 and payload:
+            payload = payload[:-payload[-1]]
+        chan = self.channel
+        if chan is None:
+            return
+        if pt == self.dtmf_pt:
+            self._on_event(payload, ts, chan)
+            return
+        if pt != self.payload_type or self.codec is None:
+            return
+        from hookflash.channels.channel import Frame
+        pcm = self.codec.decode(payload)
+        chan.queue_frame(Frame("voice", pcm, len(pcm) // 2))
+
+    def _on_event(self, payload: bytes, ts: int, chan: "Channel") -> None:
+        """RFC 4733: one digit per event (events share a timestamp); reported at its start."""
+        if len(payload) < 4:
+            return
+        event = payload[0]
+        if ts == self._dtmf_ts:
+            return
+        self._dtmf_ts = ts
+        if event < 16:
+            chan.queue_dtmf(EVENTS[event])
+        elif event == 16:
+            chan.queue_dtmf("F")
+
+    # ------------------------------------------------------------------ relaying
+    def _forward(self, data: bytes, source: "RtpSession") -> None:
+        """Send a packet that arrived on ``source`` out of this session, as our stream."""
+        if self.remote is None or self.transport is None or self.hold:
+            return
+        buf = bytearray(data)
+        seq = (buf[2] << 8) | buf[3]
+        ts = int.from_bytes(buf[4:8], "big")
+        if not self._relay_ready:
+            self._relay_seq_off = (self.seq - seq) & 0xFFFF
+            self._relay_ts_off = (self.ts - ts) & 0xFFFFFFFF
+            self._relay_ready = True
+        new_seq = (seq + self._relay_seq_off) & 0xFFFF
+        new_ts = (ts + self._relay_ts_off) & 0xFFFFFFFF
+        pt = buf[1] & 0x7F
+        if pt == source.dtmf_pt and self.dtmf_pt is not None and pt != self.dtmf_pt:
+            buf[1] = (buf[1] & 0x80) | self.dtmf_pt
+        struct.pack_into("!HII", buf, 2, new_seq, new_ts, self.ssrc)
+        self.seq = (new_seq + 1) & 0xFFFF
+        self.ts = new_ts
+        self.transport.sendto(buf, self.remote)
+        st = self.stats
+        st.packets_out += 1
+        st.bytes_out += len(buf)
+
+    def start_relay(self, other: "RtpSession") -> None:
+        self.relay = other
+        other._relay_ready = False
+
+    def stop_relay(self) -> None:
+        if self.relay is not None:
+            self.relay = None
+
+    # ------------------------------------------------------------------ sending
+    def send_payload(self, payload: bytes, samples: int, marker: bool = False, pt: int | None = None) -> None:
+        if self.remote is None or self.transport is None or self.closed or self.hold:
+            self.ts = (self.ts + samples) & 0xFFFFFFFF
+            return
+        header = _HDR.pack(0x80, (0x80 if marker else 0) | (self.payload_type if pt is None else pt),
+                           self.seq, self.ts, self.ssrc)
+        self.seq = (self.seq + 1) & 0xFFFF
+        if pt is None:
+            self.ts = (self.ts + samples) & 0xFFFFFFFF
+        packet = header + payload
+        self.transport.sendto(packet, self.remote)
+        self.stats.packets_out += 1
+        self.stats.bytes_out += len(packet)
+
+    def send_slin(self, pcm: bytes) -> None:
+        if self.codec is None:
+            return
+        samples = len(pcm) // 2
+        rtp_samples = samples * self.codec.clock_rate // 8000 if hasattr(self.codec, "clock_rate") else samples
+        self.send_payload(self.codec.encode(pcm), rtp_samples)
+
+    async def send_dtmf(self, digit: str, duration_ms: int = 100) -> None:
+        """RFC 4733: packets every 20 ms with one timestamp, then the end packet three times."""
+        if self.dtmf_pt is None:
+            return
+        digit = digit.upper()
+        if digit not in EVENTS:
+            return
+        event = EVENTS.index(digit)
+        start_ts = self.ts
+        total = max(40, duration_ms) * 8
+        step = 160
+        duration = 0
+        first = True
+        saved_ts = self.ts
+        while duration < total:
+            duration = min(duration + step, total)
+            self.ts = start_ts
+            self.send_payload(struct.pack("!BBH", event, 10, duration), 0, marker=first, pt=self.dtmf_pt)
+            first = False
+            await asyncio.sleep(0.02)
+        for _ in range(3):
+            self.ts = start_ts
+            self.send_payload(struct.pack("!BBH", event, 0x80 | 10, duration), 0, pt=self.dtmf_pt)
+        self.ts = (saved_ts + total) & 0xFFFFFFFF
+
+    def error_received(self, exc: Exception) -> None:  # ICMP port unreachable etc.
+        log.debug("RTP socket error on port %d: %s", self.port, exc)
+
+
+class _RtcpSink(asyncio.DatagramProtocol):
+    """RTCP port: bound so the pair is ours; reports are read and ignored for now."""
+
+    def __init__(self, session: RtpSession) -> None:
+        self.session = session
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.session.rtcp_transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        pass
+
+
+def local_ip_for(remote_host: str) -> str:
+    """The address the OS would use to reach ``remote_host`` (no packet is sent)."""
+    import socket
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((remote_host, 9))
+            return str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+
+
+__all__ = ["RtpSession", "PortAllocator", "local_ip_for", "os"]
