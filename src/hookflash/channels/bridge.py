@@ -21,6 +21,7 @@ class Bridge:
         a.bridged, b.bridged = b, a
         self._changed = asyncio.Event()
         self._relays: list[asyncio.Task[None]] = []
+        self._native = False
 
     def peer_of(self, chan: "Channel") -> "Channel":
         return self.members[1] if self.members[0] is chan else self.members[0]
@@ -42,10 +43,17 @@ class Bridge:
 
     def _start_relays(self) -> None:
         a, b = self.members
+        if a.tech.native_bridge(b.tech):
+            self._native = True
+            return
         self._relays = [asyncio.ensure_future(self._relay(a, b)),
                         asyncio.ensure_future(self._relay(b, a))]
 
     def _stop_relays(self) -> None:
+        if self._native:
+            for chan in self.members:
+                chan.tech.stop_native()
+            self._native = False
         for task in self._relays:
             task.cancel()
         self._relays = []

@@ -125,6 +125,14 @@ class ChannelTech:
     def on_bridged(self, chan: "Channel") -> None:
         """The channel just entered a bridge (Local channels optimise themselves here)."""
 
+    def native_bridge(self, other: "ChannelTech") -> bool:
+        """Start moving media straight between this leg and ``other`` without the
+        bridge's frame relay (e.g. RTP forwarded as is); False if not possible."""
+        return False
+
+    def stop_native(self) -> None:
+        """Undo native_bridge."""
+
 
 _sequence = itertools.count()
 

@@ -28,6 +28,11 @@ class ModuleError(Exception):
     pass
 
 
+class ModuleDeclined(ModuleError):
+    """A module chose not to load (e.g. chan_sip without a sip.conf), as Asterisk's
+    AST_MODULE_LOAD_DECLINE: noted, not an error."""
+
+
 class Module:
     name = "unnamed"
     description = ""
@@ -91,6 +96,17 @@ KNOWN_MODULES: dict[str, str] = {
     "func_callerid": "hookflash.apps.func_channel:CallerIdModule",
     "func_cdr": "hookflash.engine.cdr:FuncCdrModule",
     "func_channel": "hookflash.apps.func_channel:ChannelFuncModule",
+    "chan_sip": "hookflash.sip.module:SipModule",
+    "app_playback": "hookflash.apps.media:PlaybackModule",
+    "app_read": "hookflash.apps.media:ReadModule",
+    "app_record": "hookflash.apps.media:RecordModule",
+    "app_senddtmf": "hookflash.apps.media:SendDtmfModule",
+    "app_echo": "hookflash.apps.media:EchoModule",
+    "app_milliwatt": "hookflash.apps.media:MilliwattModule",
+    "app_playtones": "hookflash.apps.media:PlaytonesModule",
+    "res_musiconhold": "hookflash.apps.media:MusicOnHoldModule",
+    "pbx_media_builtins": "hookflash.apps.media:MediaBuiltinsModule",
+    "func_timeout": "hookflash.apps.media:TimeoutModule",
 }
 
 
@@ -187,6 +203,8 @@ class ModuleManager:
                 continue
             try:
                 await self.load(name)
+            except ModuleDeclined as exc:
+                log.info("Module '%s.so' declined to load: %s", name, exc)
             except Exception as exc:  # one bad module must not stop the PBX
                 log.error("Module '%s.so' failed to load: %s", name, exc)
 

@@ -1,0 +1,271 @@
+"""Playing and recording on a channel: paced 20 ms output, digit interruption,
+background generators, and recording with silence detection.
+
+``play`` sends frames on the event loop's clock: frame *n* is due at
+``start + n * 20 ms`` (deadlines never drift; a late frame goes out at once and the
+following ones catch up). Like ``ast_waitstream``, digits in ``interrupt`` stop it and
+are returned; other digits arriving meanwhile are read and dropped.
+
+A *generator* (Asterisk's ``ast_activate_generator``: Playtones, music on hold,
+WaitExten's dial tone) runs as a task beside the dialplan until stopped, until the
+channel hangs up, or until ``play`` starts on the channel.
+
+``record`` follows app_record's loop: voice frames are written, a frame whose average
+absolute amplitude is below the threshold is silent (``dsp.conf``'s
+``silencethreshold``, 256), and the recording ends on a terminator digit, after more
+than ``silence_seconds`` of continuous silence, at ``max_seconds`` or on hangup. As
+Asterisk does, the trailing silence is cut to one second and a recording ended by a
+digit loses its last 250 ms (the start of the DTMF tone).
+
+Not done as Asterisk does: no transmit_silence generator while recording, no video
+frames, no control frames; the silence detector is the per-frame energy test only
+(``ast_dsp_silence`` with its defaults behaves the same on 20 ms frames).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from hookflash.channels.channel import Frame
+from hookflash.media.files import FRAME_BYTES, FRAME_SAMPLES, SoundFileError, find_sound, open_sound
+
+if TYPE_CHECKING:
+    from hookflash.channels.channel import Channel
+
+log = logging.getLogger("hookflash.media")
+
+FRAME_SECONDS = 0.020
+ANY_DIGIT = "0123456789*#ABCD"
+DEFAULT_SILENCE_THRESHOLD = 256
+_GENERATOR = "hookflash.generator"
+_MAX_BURST = 25  # frames: further behind than this, re-anchor instead of bursting
+
+
+class SoundNotFound(SoundFileError):
+    """No file of that name in any format or language."""
+
+
+def _frame(item: bytes | Frame) -> Frame:
+    if isinstance(item, Frame):
+        return item
+    return Frame("voice", item, len(item) // 2)
+
+
+def _take_digit(chan: "Channel", interrupt: str) -> str | None:
+    """The first queued digit that interrupts; others are dropped (as Asterisk does)."""
+    while not chan.dtmf.empty():
+        digit = chan.dtmf.get_nowait()
+        if digit in interrupt:
+            return digit
+    return None
+
+
+async def _sleep_until(chan: "Channel", deadline: float, interrupt: str) -> str | None:
+    loop = asyncio.get_running_loop()
+    while True:
+        remaining = deadline - loop.time()
+        if remaining <= 0 or chan.softhangup:
+            return None
+        if not interrupt:
+            _take_digit(chan, "")
+            await chan.wait(remaining)
+            continue
+        digit = await chan.wait_digit(remaining)
+        if digit is None:
+            continue
+        if digit in interrupt:
+            return digit
+
+
+async def _paced(chan: "Channel", frames: Iterable[bytes | Frame], interrupt: str,
+                 max_seconds: float | None = None) -> str | None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    sent = 0
+    for item in frames:
+        if chan.softhangup:
+            return None
+        digit = _take_digit(chan, interrupt)
+        if digit:
+            return digit
+        await chan.write_frame(_frame(item))
+        sent += 1
+        deadline = start + sent * FRAME_SECONDS
+        late = loop.time() - deadline
+        if late > _MAX_BURST * FRAME_SECONDS:  # the loop stalled: don't burst seconds
+            start += late
+            deadline += late
+        if late >= 0:
+            await asyncio.sleep(0)
+        digit = await _sleep_until(chan, deadline, interrupt)
+        if digit:
+            return digit
+        if max_seconds is not None and sent * FRAME_SECONDS >= max_seconds:
+            return None
+    return None
+
+
+async def play(chan: "Channel", frames: Iterable[bytes | Frame], *, interrupt: str = "",
+               max_seconds: float | None = None) -> str | None:
+    """Send ``frames`` (320-byte slin or Frame) at 20 ms intervals. Returns the digit
+    (one of ``interrupt``) that stopped it, else None (finished, or hung up: check
+    ``chan.softhangup``). Stops any generator running on the channel first."""
+    stop_generator(chan)
+    return await _paced(chan, frames, interrupt, max_seconds)
+
+
+# ---------------------------------------------------------------------- files
+def locate(chan: "Channel", name: str, language: str | None = None) -> tuple[Path, str] | None:
+    """``find_sound`` with the channel's language and the PBX's directories."""
+    pbx = chan.pbx
+    prefix = getattr(getattr(pbx, "asterisk_conf", None), "options", None)
+    return find_sound(name, language or chan.language, pbx.dirs.astdatadir,
+                      languageprefix=getattr(prefix, "languageprefix", True))
+
+
+async def play_file(chan: "Channel", name: str, *, interrupt: str = "",
+                    language: str | None = None) -> str | None:
+    """Stream one prompt (``ast_streamfile`` + ``ast_waitstream``). Raises
+    SoundNotFound when it exists in no format; returns the interrupting digit."""
+    found = locate(chan, name, language)
+    if found is None:
+        raise SoundNotFound(f"File {name} does not exist in any format")
+    path, fmt = found
+    shown = f"{name}.{fmt}" if not name.endswith(f".{fmt}") else name
+    chan.pbx.verbose(3, f"<{chan.name}> Playing '{shown}' (language '{language or chan.language}')")
+    return await play(chan, open_sound(path, fmt), interrupt=interrupt)
+
+
+# ---------------------------------------------------------------------- generators
+def start_generator(chan: "Channel", frames: Iterable[bytes | Frame]) -> None:
+    """Play ``frames`` in the background until stopped, exhausted or hung up."""
+    stop_generator(chan)
+    task = chan.pbx.spawn(_paced(chan, frames, ""))
+    chan.datastores[_GENERATOR] = task
+
+
+def stop_generator(chan: "Channel") -> bool:
+    task = chan.datastores.pop(_GENERATOR, None)
+    if task is None:
+        return False
+    task.cancel()
+    return True
+
+
+def generator_running(chan: "Channel") -> bool:
+    task = chan.datastores.get(_GENERATOR)
+    return task is not None and not task.done()
+
+
+# ---------------------------------------------------------------------- recording
+class FrameSink(Protocol):
+    def write(self, pcm: bytes) -> None: ...
+
+
+def frame_is_silent(pcm: bytes, threshold: int = DEFAULT_SILENCE_THRESHOLD) -> bool:
+    """Asterisk's test: average absolute amplitude below the threshold."""
+    samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2")
+    if not len(samples):
+        return True
+    return float(np.abs(samples.astype(np.int32)).mean()) < threshold
+
+
+async def next_events(chan: "Channel", timeout: float | None) -> list[Frame | str]:
+    """What arrived first: queued digits and frames, or waits for either (or hangup)."""
+    ready: list[Frame | str] = []
+    while not chan.dtmf.empty():
+        ready.append(chan.dtmf.get_nowait())
+    while not chan.media.empty() and len(ready) < 8:
+        ready.append(chan.media.get_nowait())
+    if ready or chan.softhangup:
+        return ready
+    media = asyncio.ensure_future(chan.media.get())
+    dtmf = asyncio.ensure_future(chan.dtmf.get())
+    hangup = asyncio.ensure_future(chan.hangup_event.wait())
+    try:
+        await asyncio.wait({media, dtmf, hangup}, timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (media, dtmf, hangup):
+            if not task.done():
+                task.cancel()
+    for task in (dtmf, media):
+        if task.done() and not task.cancelled():
+            ready.append(task.result())
+    return ready
+
+
+async def record(chan: "Channel", writer: FrameSink, *, max_seconds: float = 0,
+                 silence_seconds: float = 0,
+                 silence_threshold: int = DEFAULT_SILENCE_THRESHOLD,
+                 terminators: str = "#", any_terminates: bool = False,
+                 operator_key: str = "", truncate_silence: bool = True) -> tuple[str, float]:
+    """Record what the channel sends into ``writer`` until a terminator digit
+    ("DTMF"; ``operator_key`` gives "OPERATOR"), more than ``silence_seconds`` of
+    silence ("SILENCE"), ``max_seconds`` ("TIMEOUT") or hangup ("HANGUP").
+    Returns (status, seconds elapsed). 0 disables a limit."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    end = start + max_seconds if max_seconds > 0 else None
+    silence_ms = int(silence_seconds * 1000)
+    silent_ms = 0
+    holdback = max(silence_ms - 1000, 250) * 16  # bytes of 8 kHz slin kept unwritten
+    tail = bytearray()
+    status = ""
+    while not status:
+        if chan.softhangup:
+            status = "HANGUP"
+            break
+        timeout = None if end is None else end - loop.time()
+        if timeout is not None and timeout <= 0:
+            status = "TIMEOUT"
+            break
+        for event in await next_events(chan, timeout):
+            if isinstance(event, Frame) and event.kind == "dtmf":
+                event = event.payload.decode(errors="replace")
+            if isinstance(event, str):
+                if operator_key and event == operator_key:
+                    status = "OPERATOR"
+                elif any_terminates or (event and event in terminators):
+                    status = "DTMF"
+                if status:
+                    break
+                continue
+            if event.kind != "voice":
+                continue
+            tail += event.payload
+            if len(tail) > holdback:
+                writer.write(bytes(tail[: len(tail) - holdback]))
+                del tail[: len(tail) - holdback]
+            if silence_ms > 0:
+                frame_ms = len(event.payload) // 16
+                silent_ms = silent_ms + frame_ms if frame_is_silent(event.payload, silence_threshold) else 0
+                if silent_ms > silence_ms:
+                    status = "SILENCE"
+                    break
+    elapsed = loop.time() - start
+    cut = 0
+    if status == "SILENCE" and truncate_silence:
+        cut = max(silence_ms - 1000, 0) * 16
+    elif status in ("DTMF", "OPERATOR", "SILENCE"):
+        cut = 250 * 16
+    keep = max(len(tail) - cut, 0)
+    if keep:
+        writer.write(bytes(tail[:keep]))
+    return status, elapsed
+
+
+def silence_frames(seconds: float) -> Iterable[bytes]:
+    """Frames of silence (for beeps' gaps, tests)."""
+    return (b"\0" * FRAME_BYTES for _ in range(int(round(seconds / FRAME_SECONDS))))
+
+
+__all__ = ["play", "play_file", "locate", "record", "start_generator", "stop_generator",
+           "generator_running", "frame_is_silent", "next_events", "SoundNotFound", "ANY_DIGIT",
+           "FRAME_SAMPLES", "silence_frames"]
