@@ -278,7 +278,7 @@ def test_baddate_is_kept_verbatim() -> None:
 def test_regbadct_contact_with_headers_outside_angles() -> None:
     m = req("regbadct")
     with pytest.raises(SipParseError) as info:
-        m.contacts
+        _ = m.contacts
     assert info.value.status == 400
     assert validate_request(m) == 400
 
@@ -783,8 +783,7 @@ def test_pathological_inputs_run_in_bounded_time(payload: bytes) -> None:
         started = time.perf_counter()
         try:
             msg = parse_message(data)
-            msg.contacts
-            msg.headers.get_all("Route")
+            _ = msg.contacts, msg.headers.get_all("Route")
         except SipParseError:
             pass
         assert time.perf_counter() - started < 0.5

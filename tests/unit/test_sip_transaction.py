@@ -634,3 +634,132 @@ def test_random_event_sequences_keep_invariants(
     for a in actions:
         assert not (after and isinstance(a, Send))
         after = after or isinstance(a, Terminated)
+
+
+# --------------------------------------------------------------------------- dialogs (§12)
+# (dialog.py's builders feed the transactions above; kept here until a test_sip_dialog.py)
+
+
+def _invite_with_routes() -> SipRequest:
+    text = (
+        "INVITE sip:bob@example.com SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP p2.example.com;branch=z9hG4bKp2, SIP/2.0/UDP pc.example.com;branch=z9hG4bKuac\r\n"
+        "Max-Forwards: 69\r\n"
+        "Record-Route: <sip:p2.example.com;lr>, <sip:p1.example.com;lr>\r\n"
+        "Route: <sip:p1.example.com;lr>\r\n"
+        'From: "Alice" <sip:alice@example.com>;tag=a1\r\n'
+        "To: <sip:bob@example.com>\r\n"
+        "Call-ID: dlg-1\r\n"
+        "CSeq: 10 INVITE\r\n"
+        "Timestamp: 54\r\n"
+        "Authorization: Digest username=\"alice\"\r\n"
+        "Contact: <sip:alice@pc.example.com>\r\n"
+        "Content-Length: 0\r\n\r\n"
+    )
+    msg = parse_message(text.encode())
+    assert isinstance(msg, SipRequest)
+    return msg
+
+
+def _ok_with_contact(inv: SipRequest, status: int = 200) -> SipResponse:
+    return build_response(inv, status, to_tag="b2", headers=[("Contact", "<sip:bob@phone.example.com>")])
+
+
+def test_build_response_copies_what_8_2_6_says() -> None:
+    from hookflash.sip.message import Status
+
+    inv = _invite_with_routes()
+    ok = _ok_with_contact(inv)
+    assert ok.reason == Status(200).phrase
+    assert [v.host for v in ok.vias] == ["p2.example.com", "pc.example.com"]
+    assert ok.to_addr.tag == "b2" and ok.from_addr.tag == "a1" and ok.cseq == (10, "INVITE")
+    assert ok.headers.get_all("Record-Route") == inv.headers.get_all("Record-Route")
+    trying = build_response(inv, 100, to_tag="b2")
+    assert trying.to_addr.tag is None and trying.headers.get("Timestamp") == "54"
+    busy = build_response(inv, 486, to_tag="b2")
+    assert "Record-Route" not in busy.headers and busy.reason == "Busy Here"
+    # an existing To tag is kept
+    again = build_response(request("BYE", to_tag="x"), 200, to_tag="y")
+    assert again.to_addr.tag == "x"
+    assert parse_message(bytes(ok)).cseq == (10, "INVITE")  # type: ignore[union-attr]
+
+
+def test_build_cancel_copies_route_and_top_via() -> None:
+    inv = _invite_with_routes()
+    cancel = build_cancel(inv)
+    assert cancel.method == "CANCEL" and cancel.uri == inv.uri
+    assert [v.branch for v in cancel.vias] == ["z9hG4bKp2"]
+    assert cancel.headers.get_all("Route") == ["<sip:p1.example.com;lr>"]
+    assert cancel.cseq == (10, "CANCEL") and cancel.to_addr.tag is None
+
+
+def test_uac_dialog_and_in_dialog_requests() -> None:
+    from hookflash.sip.dialog import Dialog, DialogState, dialog_id_for_response
+
+    inv = _invite_with_routes()
+    ok = _ok_with_contact(inv)
+    d = Dialog.from_uac(inv, ok, "<sip:alice@pc.example.com>")
+    assert d.id == ("dlg-1", "a1", "b2") == dialog_id_for_response(ok)
+    assert d.state is DialogState.CONFIRMED and d.local_seq == 10 and d.remote_seq is None
+    assert d.remote_target == "sip:bob@phone.example.com"
+    assert d.route_set == ["<sip:p1.example.com;lr>", "<sip:p2.example.com;lr>"]  # reversed
+    assert not d.secure
+    bye = d.create_request("BYE", via="SIP/2.0/UDP pc.example.com;branch=z9hG4bKbye")
+    assert bye.uri == "sip:bob@phone.example.com"  # loose routing: target stays
+    assert bye.headers.get_all("Route") == d.route_set
+    assert bye.cseq == (11, "BYE") and bye.from_addr.tag == "a1" and bye.to_addr.tag == "b2"
+    assert bye.from_addr.display == "Alice" and bye.call_id == "dlg-1"
+    assert "Contact" not in bye.headers
+    reinvite = d.create_request("INVITE")
+    assert reinvite.cseq == (12, "INVITE") and reinvite.headers.get("Contact") == "<sip:alice@pc.example.com>"
+    ack = d.create_ack(ok, via="SIP/2.0/UDP pc.example.com;branch=z9hG4bKack", invite=inv)
+    assert ack.cseq == (10, "ACK") and ack.uri == d.remote_target  # §13.2.2.4
+    assert ack.headers.get("Authorization") == 'Digest username="alice"'
+    assert d.local_seq == 12  # the ACK does not count
+    with pytest.raises(ValueError):
+        d.create_request("ACK")
+
+
+def test_strict_routing_next_hop() -> None:
+    from hookflash.sip.dialog import Dialog
+
+    inv = _invite_with_routes()
+    d = Dialog.from_uac(inv, _ok_with_contact(inv))
+    d.route_set = ["<sip:strict.example.com>", "<sip:p2.example.com;lr>"]
+    bye = d.create_request("BYE")
+    # §12.2.1.1: first route becomes the Request-URI, the target the last Route
+    assert bye.uri == "sip:strict.example.com"
+    assert bye.headers.get_all("Route") == ["<sip:p2.example.com;lr>", "<sip:bob@phone.example.com>"]
+
+
+def test_early_dialog_confirmed_by_2xx() -> None:
+    from hookflash.sip.dialog import Dialog, DialogState
+
+    inv = _invite_with_routes()
+    ringing = build_response(inv, 180, to_tag="b2")
+    d = Dialog.from_uac(inv, ringing)
+    assert d.state is DialogState.EARLY and d.remote_target == "sip:bob@example.com"
+    d.update_from_response(_ok_with_contact(inv))
+    assert d.state is DialogState.CONFIRMED and d.remote_target == "sip:bob@phone.example.com"
+
+
+def test_uas_dialog_checks_remote_cseq() -> None:
+    from hookflash.sip.dialog import Dialog, dialog_id_for_request
+
+    inv = _invite_with_routes()
+    d = Dialog.from_uas(inv, "b2", "<sip:pbx.example.com>")
+    assert d.route_set == ["<sip:p2.example.com;lr>", "<sip:p1.example.com;lr>"]  # as received
+    assert d.remote_target == "sip:alice@pc.example.com" and d.remote_seq == 10
+    assert d.local_seq is None
+    bye = request("BYE", cseq=11, to_tag="b2", call_id="dlg-1")
+    assert dialog_id_for_request(bye)[1] == "b2"
+    assert d.receive_request(bye) and d.remote_seq == 11
+    assert not d.receive_request(request("INFO", cseq=9, to_tag="b2"))  # out of order: 500
+    assert d.receive_request(request("ACK", cseq=10, to_tag="b2"))  # ACK is exempt
+    refresh = request("INVITE", cseq=12, to_tag="b2")  # Contact alice@client.example.com
+    assert d.receive_request(refresh) and d.remote_target == "sip:alice@client.example.com"
+    # our first request picks a fresh CSeq
+    notify = d.create_request("NOTIFY")
+    assert notify.cseq == (d.local_seq, "NOTIFY")
+    assert notify.to_addr.tag == "a1" and notify.from_addr.tag == "b2"
+    assert notify.uri == "sip:alice@client.example.com"

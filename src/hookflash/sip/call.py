@@ -55,16 +55,16 @@ class SipTech(ChannelTech):
     tech_name = "SIP"
 
     def __init__(self, call: "SipCall") -> None:
-        self.call = call
+        self.sip = call
 
-    async def call(self, chan: Channel, dest: str, timeout: float) -> None:  # type: ignore[override]
-        await self.call.start_outgoing()
+    async def call(self, chan: Channel, dest: str, timeout: float) -> None:
+        await self.sip.start_outgoing()
 
     async def answer(self, chan: Channel) -> None:
-        await self.call.answer()
+        await self.sip.answer()
 
     async def indicate(self, chan: Channel, control: Control) -> None:
-        call = self.call
+        call = self.sip
         if call.outgoing or call.answered:
             return
         if control == Control.RINGING:
@@ -77,15 +77,15 @@ class SipTech(ChannelTech):
             call.final_failure(503, "Service Unavailable")
 
     async def hangup(self, chan: Channel) -> None:
-        await self.call.hangup()
+        await self.sip.hangup()
 
     async def write_frame(self, chan: Channel, frame: Frame) -> None:
-        rtp = self.call.rtp
+        rtp = self.sip.rtp
         if rtp is not None and frame.kind == "voice" and rtp.relay is None:
             rtp.send_slin(frame.payload)
 
     async def send_digit(self, chan: Channel, digit: str, duration_ms: int) -> None:
-        call = self.call
+        call = self.sip
         mode = call.peer.config.dtmfmode if call.peer else call.stack.config.general.dtmfmode
         if mode in ("info", "shortinfo") and call.dialog is not None:
             body = f"Signal={digit}\r\nDuration={duration_ms}\r\n".encode()
@@ -97,7 +97,7 @@ class SipTech(ChannelTech):
         """Relay RTP untouched between two SIP legs with the same codec."""
         if not isinstance(other, SipTech):
             return False
-        a, b = self.call.rtp, other.call.rtp
+        a, b = self.sip.rtp, other.sip.rtp
         if a is None or b is None or a.codec is None or b.codec is None:
             return False
         if a.codec.name != b.codec.name:
@@ -107,8 +107,8 @@ class SipTech(ChannelTech):
         return True
 
     def stop_native(self) -> None:
-        if self.call.rtp is not None:
-            self.call.rtp.stop_relay()
+        if self.sip.rtp is not None:
+            self.sip.rtp.stop_relay()
 
 
 class SipCall:

@@ -3,7 +3,7 @@
 A :class:`Dialog` is plain state: identifiers, sequence numbers, remote target and
 route set. It builds in-dialog requests (§12.2.1.1) and ACKs for 2xx (§13.2.2.4) and
 checks the CSeq of incoming requests (§12.2.2). Module functions build UAS responses
-(§8.2.6) and CANCEL requests (§9.1).
+(§8.2.6), CANCEL requests (§9.1) and the transaction's ACK for non-2xx (§17.1.1.3).
 
 Routing: loose routing (RFC 3261) and strict routing (RFC 2543 next hops, §12.2.1.1)
 are both handled when building requests; parameters not allowed in a Request-URI
@@ -29,6 +29,7 @@ from hookflash.sip.message import (
 __all__ = [
     "Dialog",
     "DialogState",
+    "build_ack",
     "build_cancel",
     "build_response",
     "dialog_id_for_request",
@@ -111,6 +112,22 @@ def build_cancel(request: SipRequest) -> SipRequest:
         h.add(name, _header(request, name))
     h.add("CSeq", f"{request.cseq[0]} CANCEL")
     return SipRequest("CANCEL", request.uri, h)
+
+
+def build_ack(request: SipRequest, response: SipResponse) -> SipRequest:
+    """§17.1.1.3: the ACK for a non-2xx final response, built by the client transaction:
+    Request-URI, Call-ID, From and CSeq number of the request, To of the response (with
+    its tag), the request's top Via only and its Route headers."""
+    h = Headers()
+    h.add("Via", request.headers.get_all("Via")[0])
+    h.add("Max-Forwards", "70")
+    for route in request.headers.get_all("Route"):
+        h.add("Route", route)
+    h.add("From", _header(request, "From"))
+    h.add("To", _header(response, "To"))
+    h.add("Call-ID", _header(request, "Call-ID"))
+    h.add("CSeq", f"{request.cseq[0]} ACK")
+    return SipRequest("ACK", request.uri, h)
 
 
 def dialog_id_for_request(request: SipRequest) -> DialogId:

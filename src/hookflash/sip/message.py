@@ -34,7 +34,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Self, TypeAlias, TypeVar
 from urllib.parse import quote, unquote
 
 __all__ = [
@@ -46,10 +46,10 @@ __all__ = [
 
 MAGIC_COOKIE = "z9hG4bK"  # §8.1.1.7
 MAX_MESSAGE_SIZE = 65536  # larger messages are answered 413 (requests) or dropped
-KNOWN_METHODS = frozenset(
-    "INVITE ACK BYE CANCEL OPTIONS REGISTER PRACK SUBSCRIBE NOTIFY PUBLISH INFO REFER "
-    "MESSAGE UPDATE".split()
-)
+KNOWN_METHODS = frozenset({
+    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE", "NOTIFY",
+    "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE",
+})
 
 _T = TypeVar("_T")
 
@@ -102,7 +102,7 @@ class Status(IntEnum):
 
     phrase: str
 
-    def __new__(cls, value: int, phrase: str = "") -> Status:
+    def __new__(cls, value: int, phrase: str = "") -> Self:
         obj = int.__new__(cls, value)
         obj._value_ = value
         obj.phrase = phrase
@@ -218,13 +218,14 @@ _COMPACT = {
     "v": "via", "x": "session-expires", "y": "identity",
 }
 # headers whose values are comma-separated lists (§7.3.1)
-_LIST_HEADERS = frozenset(
-    "via route record-route contact allow supported require proxy-require unsupported "
-    "accept accept-encoding accept-language allow-events content-encoding in-reply-to "
-    "alert-info call-info error-info path service-route p-asserted-identity "
-    "p-preferred-identity history-info security-client security-server security-verify "
-    "accept-contact reject-contact request-disposition reason".split()
-)
+_LIST_HEADERS = frozenset({
+    "via", "route", "record-route", "contact", "allow", "supported", "require",
+    "proxy-require", "unsupported", "accept", "accept-encoding", "accept-language",
+    "allow-events", "content-encoding", "in-reply-to", "alert-info", "call-info", "error-info",
+    "path", "service-route", "p-asserted-identity", "p-preferred-identity", "history-info",
+    "security-client", "security-server", "security-verify", "accept-contact",
+    "reject-contact", "request-disposition", "reason",
+})
 _SINGLE_HEADERS = (
     ("to", "To"), ("from", "From"), ("call-id", "Call-ID"), ("cseq", "CSeq"),
     ("max-forwards", "Max-Forwards"), ("content-type", "Content-Type"),
@@ -626,7 +627,7 @@ class Via:
     def has_rfc3261_branch(self) -> bool:
         """Branch starts with the magic cookie and carries an id after it (§8.1.1.7)."""
         branch = self.branch
-        return bool(branch) and branch.startswith(MAGIC_COOKIE) and len(branch) > len(MAGIC_COOKIE)
+        return branch is not None and branch.startswith(MAGIC_COOKIE) and len(branch) > 7
 
     @property
     def sent_by(self) -> tuple[str, int | None]:
@@ -663,7 +664,7 @@ class Headers:
     Typed views parsed from values are cached here and dropped on any change.
     """
 
-    __slots__ = ("_items", "_cache")
+    __slots__ = ("_cache", "_items")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str, str]] = [(_key(n), n, v) for n, v in items]
@@ -859,7 +860,7 @@ class SipRequest(_MessageViews):
         cached = self.__dict__.get("_ruri")
         if cached is None or cached[0] != self.uri:
             cached = self.__dict__["_ruri"] = (self.uri, SipUri.parse(self.uri))
-        return cached[1]  # type: ignore[no-any-return]
+        return cached[1]
 
     @property
     def max_forwards(self) -> int | None:
@@ -1177,7 +1178,7 @@ def validate_request(
     if top.branch is not None and top.branch.startswith(MAGIC_COOKIE) and not top.has_rfc3261_branch:
         return Status.BAD_REQUEST
     try:
-        req.contacts
+        _ = req.contacts
     except SipParseError:
         return Status.BAD_REQUEST
     if proxy and req.max_forwards == 0 and req.method != "OPTIONS":

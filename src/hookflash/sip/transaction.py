@@ -35,10 +35,9 @@ from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Final, TypeAlias
 
-from hookflash.sip.dialog import build_response
+from hookflash.sip.dialog import build_ack, build_response
 from hookflash.sip.message import (
     MAGIC_COOKIE,
-    Headers,
     SipError,
     SipMessage,
     SipRequest,
@@ -46,26 +45,10 @@ from hookflash.sip.message import (
 )
 
 __all__ = [
-    "MAGIC_COOKIE",
-    "TRANSITIONS",
-    "Action",
-    "ClientTransaction",
-    "Deliver",
-    "Kind",
-    "Send",
-    "ServerTransaction",
-    "State",
-    "Terminated",
-    "Timeout",
-    "Timer",
-    "TimerConfig",
-    "Transaction",
-    "TransactionError",
-    "TransactionLayer",
-    "TransportError",
-    "build_ack",
-    "client_key",
-    "server_key",
+    "MAGIC_COOKIE", "TRANSITIONS", "Action", "ClientTransaction", "Deliver", "Kind", "Send",
+    "ServerTransaction", "State", "Terminated", "Timeout", "Timer", "TimerConfig",
+    "Transaction", "TransactionError", "TransactionLayer", "TransportError", "build_ack",
+    "client_key", "server_key",
 ]
 
 log = logging.getLogger(__name__)
@@ -376,9 +359,6 @@ class Transaction:
     @property
     def terminated(self) -> bool:
         return self.state is State.TERMINATED
-
-    def timer_deadline(self, timer: Timer) -> float | None:
-        return self._deadlines.get(timer)
 
     def next_deadline(self) -> float | None:
         return min(self._deadlines.values(), default=None)
@@ -748,26 +728,3 @@ class TransactionLayer:
     def _compact(self) -> None:
         self._heap = [(d, next(self._seq), t) for t, d in self._scheduled.items()]
         heapq.heapify(self._heap)
-
-
-# --------------------------------------------------------------------------- ACK
-
-
-def build_ack(request: SipRequest, response: SipResponse) -> SipRequest:
-    """§17.1.1.3: the ACK for a non-2xx final response, built by the transaction.
-
-    Request-URI, Call-ID, From and CSeq number of the request, To of the response,
-    the request's top Via only, its Route headers.
-    """
-    h = Headers()
-    h.add("Via", request.headers.get_all("Via")[0])
-    for route in request.headers.get_all("Route"):
-        h.add("Route", route)
-    h.add("Max-Forwards", "70")
-    for name, source in (("From", request), ("To", response), ("Call-ID", request)):
-        value = source.headers.get(name)
-        if value is None:
-            raise TransactionError(400, f"missing {name}")
-        h.add(name, value)
-    h.add("CSeq", f"{request.cseq[0]} ACK")
-    return SipRequest("ACK", request.uri, h)
