@@ -206,7 +206,9 @@ class SipStack:
             self.reply(request, 405, "Method Not Allowed")
             return
         peer = self.find_peer(request.from_addr.uri.user, source)
-        if g.auth_message_requests and self.needs_auth(peer, "MESSAGE") and not self.authenticate(request, txn, peer):
+        guest = peer is None and g.allowguest and "Authorization" not in request.headers
+        if g.auth_message_requests and not guest and self.needs_auth(peer, "MESSAGE") \
+                and not self.authenticate(request, txn, peer):
             return
         self.reply(request, 202, "Accepted")
         hook = getattr(self.pbx, "on_sip_message", None)

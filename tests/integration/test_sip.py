@@ -1,0 +1,252 @@
+"""SIP against real peers: baresip phones and SIPp scenarios, a real hookflash process."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.sip_peers import Baresip, Server, dominant, free_port, need, sipp, tone_wav
+
+SIPP_DIR = Path(__file__).parent / "sipp"
+
+PEERS = """
+[general]
+bindaddr=127.0.0.1
+bindport={port}
+context=unauthenticated
+allowguest=no
+alwaysauthreject=yes
+accept_outofcall_message=yes
+outofcall_message_context=messages
+
+[phone](!)
+type=friend
+host=dynamic
+context=phones
+disallow=all
+allow=ulaw
+dtmfmode=rfc2833
+
+[1001](phone)
+secret=secret1001
+
+[1002](phone)
+secret=secret1002
+
+[reguser](phone)
+secret=sippsecret
+"""
+
+DIALPLAN = """
+[phones]
+exten => 600,1,Answer()
+ same => n,Echo()
+exten => _100X,1,Dial(SIP/${EXTEN},20)
+ same => n,Hangup()
+
+[guests]
+exten => answer,1,Answer()
+ same => n,Wait(30)
+exten => busy,1,Busy()
+exten => ring,1,Ringing()
+ same => n,Wait(30)
+"""
+
+
+def rtp_conf() -> str:
+    start = free_port(pair=True)
+    return f"[general]\nrtpstart={start}\nrtpend={start + 200}\n"
+
+
+@pytest.fixture
+def pbx(tmp_path: Path):  # type: ignore[no-untyped-def]
+    need("baresip")
+    port = free_port()
+    server = Server(tmp_path / "etc", {"sip.conf": PEERS.format(port=port), "extensions.conf": DIALPLAN,
+                                       "rtp.conf": rtp_conf(),
+                                       "asterisk.conf": "[options]\nverbose=3\n"}).start()
+    server.port = port  # type: ignore[attr-defined]
+    yield server
+    server.stop()
+
+
+def phone(tmp_path: Path, server: Server, user: str, freq: float) -> Baresip:
+    d = tmp_path / f"phone{user}"
+    d.mkdir()
+    account = (f"<sip:{user}@127.0.0.1:{server.port}>;auth_pass=secret{user};answermode=auto;"  # type: ignore[attr-defined]
+               f"audio_codecs=pcmu;regint=60")
+    return Baresip(d, account, tone_wav(d / "mic.wav", freq, 12)).start()
+
+
+def wait_registered(server: Server, *users: str) -> None:
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        out = server.rx("sip show peers")
+        if all(f"{u}/{u} " in out and "(Unspecified)" not in out.split(f"{u}/{u}")[1].splitlines()[0]
+               for u in users):
+            return
+        time.sleep(0.1)
+    raise AssertionError(server.rx("sip show peers"))
+
+
+def test_baresip_registers_with_digest_and_hears_itself_echoed(tmp_path: Path, pbx: Server) -> None:
+    b = phone(tmp_path, pbx, "1001", 440)
+    try:
+        wait_registered(pbx, "1001")
+        peers = pbx.rx("sip show peers")
+        assert "1001/1001" in peers and "127.0.0.1" in peers
+        assert "baresip" in pbx.rx("sip show peer 1001")
+        b.command("dial", f"sip:600@127.0.0.1:{pbx.port}")  # type: ignore[attr-defined]
+        b.wait_event("CALL_ESTABLISHED")
+        time.sleep(2.5)
+        b.command("hangup")
+        b.wait_event("CALL_CLOSED")
+        time.sleep(0.5)
+    finally:
+        b.stop()
+    heard = b.recordings("dec")
+    assert heard and abs(dominant(heard[-1]) - 440) < 15
+    assert 'Echo("SIP/1001-' in pbx.output()
+
+
+def test_two_phones_talk_through_dial(tmp_path: Path, pbx: Server) -> None:
+    alice = phone(tmp_path, pbx, "1001", 440)
+    bob = phone(tmp_path, pbx, "1002", 1000)
+    try:
+        wait_registered(pbx, "1001", "1002")
+        alice.command("dial", f"sip:1002@127.0.0.1:{pbx.port}")  # type: ignore[attr-defined]
+        alice.wait_event("CALL_ESTABLISHED")
+        time.sleep(0.5)
+        channels = pbx.rx("core show channels")
+        assert "SIP/1001-" in channels and "SIP/1002-" in channels
+        assert "2 active SIP dialogs" in pbx.rx("sip show channels")
+        time.sleep(2.5)
+        alice.command("hangup")
+        bob.wait_event("CALL_CLOSED")
+        time.sleep(0.5)
+    finally:
+        alice.stop()
+        bob.stop()
+    assert abs(dominant(alice.recordings("dec")[-1]) - 1000) < 15  # alice hears bob
+    assert abs(dominant(bob.recordings("dec")[-1]) - 440) < 15  # bob hears alice
+    assert "0 active SIP dialogs" in pbx.rx("sip show channels")
+
+
+# ---------------------------------------------------------------------- SIPp
+@pytest.fixture
+def guest_pbx(tmp_path: Path):  # type: ignore[no-untyped-def]
+    need("sipp")
+    port = free_port()
+    conf = PEERS.format(port=port).replace("allowguest=no", "allowguest=yes").replace(
+        "context=unauthenticated", "context=guests")
+    server = Server(tmp_path / "etc", {"sip.conf": conf, "extensions.conf": DIALPLAN, "rtp.conf": rtp_conf(),
+                                       "asterisk.conf": "[options]\nverbose=3\n"}).start()
+    server.port = port  # type: ignore[attr-defined]
+    yield server
+    server.stop()
+
+
+def run_sipp(server: Server, tmp_path: Path, *args: str, timeout: float = 40) -> tuple[int, str]:
+    return sipp([f"127.0.0.1:{server.port}", "-i", "127.0.0.1", "-p", str(free_port()),  # type: ignore[attr-defined]
+                 "-mp", str(free_port(pair=True)), *args], tmp_path, timeout)
+
+
+def successful(out: str) -> int:
+    for line in out.splitlines():
+        if line.strip().startswith("Successful call"):
+            return int(line.split("|")[2].strip())
+    return -1
+
+
+def test_sipp_registers_with_auth(tmp_path: Path, guest_pbx: Server) -> None:
+    rc, out = run_sipp(guest_pbx, tmp_path, "-sf", str(SIPP_DIR / "register_auth.xml"), "-s", "reguser",
+                       "-au", "reguser", "-ap", "sippsecret", "-m", "1")
+    assert rc == 0, out
+    assert "reguser/reguser" in guest_pbx.rx("sip show peers")
+    rc, out = run_sipp(guest_pbx, tmp_path, "-sf", str(SIPP_DIR / "register_auth.xml"), "-s", "reguser",
+                       "-au", "reguser", "-ap", "wrong", "-m", "1", timeout=10)
+    assert rc != 0  # a wrong password gets 403, which the scenario does not accept
+
+
+def test_sipp_calls_answered(tmp_path: Path, guest_pbx: Server) -> None:
+    rc, out = run_sipp(guest_pbx, tmp_path, "-sn", "uac", "-s", "answer", "-m", "10", "-r", "10", "-d", "500")
+    assert rc == 0 and successful(out) == 10, out
+
+
+def test_sipp_call_rejected_busy(tmp_path: Path, guest_pbx: Server) -> None:
+    rc, out = run_sipp(guest_pbx, tmp_path, "-sf", str(SIPP_DIR / "invite_busy.xml"), "-s", "busy", "-m", "3")
+    assert rc == 0 and successful(out) == 3, out
+
+
+def test_sipp_cancel(tmp_path: Path, guest_pbx: Server) -> None:
+    rc, out = run_sipp(guest_pbx, tmp_path, "-sf", str(SIPP_DIR / "invite_cancel.xml"), "-s", "ring", "-m", "3")
+    assert rc == 0 and successful(out) == 3, out
+    time.sleep(0.5)
+    assert "0 active channels" in guest_pbx.rx("core show channels")
+
+
+def test_sipp_reinvite_hold_and_resume(tmp_path: Path, guest_pbx: Server) -> None:
+    rc, out = run_sipp(guest_pbx, tmp_path, "-sf", str(SIPP_DIR / "invite_hold.xml"), "-s", "answer", "-m", "1")
+    assert rc == 0 and successful(out) == 1, out
+    assert "put on hold by the far end" in guest_pbx.output()
+
+
+def test_sipp_calls_complete_under_packet_loss(tmp_path: Path, guest_pbx: Server) -> None:
+    # SIPp drops 10 % of what it sends and receives: retransmissions must carry every call
+    rc, out = run_sipp(guest_pbx, tmp_path, "-sn", "uac", "-s", "answer", "-m", "20", "-r", "10",
+                       "-d", "300", "-lost", "10", timeout=90)
+    assert successful(out) == 20, out
+
+
+def test_sipp_message(tmp_path: Path, guest_pbx: Server) -> None:
+    rc, out = run_sipp(guest_pbx, tmp_path, "-sf", str(SIPP_DIR / "message.xml"), "-s", "1001", "-m", "1")
+    assert rc == 0, out
+
+
+# ---------------------------------------------------------------------- enumeration, robustness
+def _ask(port: int, method: str, user: str, extra: str = "") -> str:
+    """Send one request from a raw socket; return the status line of the final answer."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(3)
+        lport = s.getsockname()[1]
+        body = ""
+        msg = (f"{method} sip:{user}@127.0.0.1:{port} SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK{time.time_ns()}\r\n"
+               f"Max-Forwards: 70\r\nFrom: <sip:{user}@127.0.0.1>;tag=t{time.time_ns()}\r\n"
+               f"To: <sip:{user}@127.0.0.1>\r\nCall-ID: {time.time_ns()}@enum\r\nCSeq: 1 {method}\r\n"
+               f"Contact: <sip:{user}@127.0.0.1:{lport}>\r\n{extra}Content-Length: {len(body)}\r\n\r\n{body}")
+        s.sendto(msg.encode(), ("127.0.0.1", port))
+        while True:
+            data = s.recv(65535).decode()
+            status = data.split("\r\n", 1)[0]
+            code = int(status.split()[1])
+            if code >= 200:
+                headers = {line.split(":", 1)[0].lower() for line in data.split("\r\n")[1:] if ":" in line}
+                return f"{status} {sorted(headers)}"
+
+
+def test_known_and_unknown_users_get_the_same_answers(tmp_path: Path, pbx: Server) -> None:
+    port = pbx.port  # type: ignore[attr-defined]
+    for method in ("REGISTER", "INVITE", "OPTIONS"):
+        known = _ask(port, method, "1001")
+        unknown = _ask(port, method, "nosuchuser")
+        assert known == unknown, (method, known, unknown)
+    bad = 'Authorization: Digest username="{u}", realm="asterisk", nonce="abc", uri="sip:x", response="0"\r\n'
+    assert _ask(port, "REGISTER", "1001", bad.format(u="1001")) == \
+        _ask(port, "REGISTER", "nosuchuser", bad.format(u="nosuchuser"))
+
+
+def test_rfc4475_torture_messages_leave_the_server_serving(tmp_path: Path, pbx: Server) -> None:
+    port = pbx.port  # type: ignore[attr-defined]
+    data_dir = Path(__file__).parent.parent / "data" / "rfc4475"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for path in sorted(data_dir.glob("*.dat")):
+            s.sendto(path.read_bytes()[:65000], ("127.0.0.1", port))
+        s.sendto(b"\x00\xff garbage \r\n\r\n", ("127.0.0.1", port))
+    time.sleep(0.5)
+    assert _ask(port, "OPTIONS", "1001").startswith("SIP/2.0 200")
+    assert pbx.proc is not None and pbx.proc.poll() is None
