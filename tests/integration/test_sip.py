@@ -250,3 +250,69 @@ def test_rfc4475_torture_messages_leave_the_server_serving(tmp_path: Path, pbx: 
     time.sleep(0.5)
     assert _ask(port, "OPTIONS", "1001").startswith("SIP/2.0 200")
     assert pbx.proc is not None and pbx.proc.poll() is None
+
+
+def test_sipp_calls_over_tcp(tmp_path: Path) -> None:
+    need("sipp")
+    port = free_port(socket.SOCK_STREAM)
+    conf = PEERS.format(port=port).replace("allowguest=no", "allowguest=yes").replace(
+        "context=unauthenticated", "context=guests").replace("bindport=", "transport=udp,tcp\nbindport=")
+    server = Server(tmp_path / "etc", {"sip.conf": conf, "extensions.conf": DIALPLAN, "rtp.conf": rtp_conf()}).start()
+    try:
+        rc, out = sipp([f"127.0.0.1:{port}", "-t", "t1", "-i", "127.0.0.1", "-p", str(free_port(socket.SOCK_STREAM)),
+                        "-mp", str(free_port(pair=True)), "-sn", "uac", "-s", "answer", "-m", "5", "-r", "5",
+                        "-d", "300"], tmp_path, 40)
+        assert rc == 0 and successful(out) == 5, out
+    finally:
+        server.stop()
+
+
+def test_baresip_over_tcp_registers_and_calls(tmp_path: Path) -> None:
+    need("baresip")
+    port = free_port(socket.SOCK_STREAM)
+    conf = PEERS.format(port=port).replace("bindport=", "transport=udp,tcp\nbindport=")
+    server = Server(tmp_path / "etc", {"sip.conf": conf, "extensions.conf": DIALPLAN, "rtp.conf": rtp_conf(),
+                                       "asterisk.conf": "[options]\nverbose=3\n"}).start()
+    d = tmp_path / "tcpphone"
+    d.mkdir()
+    b = Baresip(d, f"<sip:1001@127.0.0.1:{port};transport=tcp>;auth_pass=secret1001;answermode=auto;"
+                   f"audio_codecs=pcmu;regint=60", tone_wav(d / "mic.wav", 600, 12)).start()
+    try:
+        wait_registered(server, "1001")
+        b.command("dial", f"sip:600@127.0.0.1:{port};transport=tcp")
+        b.wait_event("CALL_ESTABLISHED")
+        time.sleep(2)
+        b.command("hangup")
+        b.wait_event("CALL_CLOSED")
+        time.sleep(0.5)
+    finally:
+        b.stop()
+        server.stop()
+    assert abs(dominant(b.recordings("dec")[-1]) - 600) < 15
+
+
+def test_tls_transport_answers_options(tmp_path: Path) -> None:
+    import ssl
+    import subprocess
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    udp, tls = free_port(), free_port(socket.SOCK_STREAM)
+    conf = PEERS.format(port=udp).replace(
+        "bindport=", f"transport=udp,tls\ntlscertfile={cert}\ntlsprivatekey={key}\ntlsbindaddr=127.0.0.1:{tls}\nbindport=")
+    server = Server(tmp_path / "etc", {"sip.conf": conf, "extensions.conf": DIALPLAN, "rtp.conf": rtp_conf()}).start()
+    try:
+        ctx = ssl.create_default_context(cafile=str(cert))
+        ctx.check_hostname = False
+        with socket.create_connection(("127.0.0.1", tls), timeout=5) as raw, \
+                ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            lport = s.getsockname()[1]
+            s.sendall((f"OPTIONS sip:1001@127.0.0.1:{tls} SIP/2.0\r\n"
+                       f"Via: SIP/2.0/TLS 127.0.0.1:{lport};branch=z9hG4bKtls1\r\nMax-Forwards: 70\r\n"
+                       f"From: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:1001@127.0.0.1>\r\n"
+                       f"Call-ID: tls1@probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode())
+            answer = s.recv(65535).decode()
+        assert answer.startswith("SIP/2.0 200 OK")
+        assert "Via: SIP/2.0/TLS" in answer
+    finally:
+        server.stop()

@@ -135,6 +135,7 @@ class SipCall:
         self.created = time.time()
         self.uri = ""
         self.auth_tries = 0
+        self.transport = stack.peer_transport(peer) if outgoing else "udp"
 
     @property
     def codecs(self) -> list[str]:
@@ -148,6 +149,7 @@ class SipCall:
         call = cls(stack, peer, outgoing=False)
         call.invite = request
         call.source = source
+        call.transport = stack.endpoint.transport_for(request)
         call.last_message = "Rx: INVITE"
         return call
 
@@ -219,7 +221,7 @@ class SipCall:
         if self.invite is None or self.answered or self.finished:
             return
         body = (self.answer_body or b"") if sdp else b""
-        headers = [("Contact", f"<{self.stack.contact_uri()}>")]
+        headers = [("Contact", f"<{self.stack.contact_uri(transport=self.transport)}>")]
         self.stack.reply(self.invite, status, reason, headers=headers, body=body, to_tag=self.local_tag)
         self.last_message = f"Tx: {status}"
 
@@ -243,12 +245,12 @@ class SipCall:
             assert self.sdp is not None
             self.offer = self.sdp.offer(self.codecs)
             self.answer_body = str(self.offer).encode()
-        headers = [("Contact", f"<{stack.contact_uri()}>"), ("Allow", "INVITE, ACK, CANCEL, OPTIONS, BYE, INFO")]
+        headers = [("Contact", f"<{stack.contact_uri(transport=self.transport)}>"), ("Allow", "INVITE, ACK, CANCEL, OPTIONS, BYE, INFO")]
         response = stack.reply(request, 200, "OK", headers=headers, body=self.answer_body,
                                to_tag=self.local_tag)
         self.answered = True
         self.last_message = "Tx: 200"
-        self.dialog = Dialog.from_uas(request, self.local_tag, f"<{stack.contact_uri()}>")
+        self.dialog = Dialog.from_uas(request, self.local_tag, f"<{stack.contact_uri(transport=self.transport)}>")
         stack.calls[self.dialog.id] = self
         stack.pending.pop(request.call_id, None)
         stack.pbx.spawn(self._retransmit_2xx(response))
@@ -314,7 +316,7 @@ class SipCall:
     def _reinvite(self, request: SipRequest) -> None:
         tag = self.dialog.local_tag if self.dialog else self.local_tag
         if not request.body or self.sdp is None:
-            self.stack.reply(request, 200, headers=[("Contact", f"<{self.stack.contact_uri()}>")],
+            self.stack.reply(request, 200, headers=[("Contact", f"<{self.stack.contact_uri(transport=self.transport)}>")],
                              body=str(self.sdp.offer(self.codecs)).encode() if self.sdp else b"", to_tag=tag)
             return
         try:
@@ -332,7 +334,7 @@ class SipCall:
             return
         self._use_media(answer)
         self.hold = ours != "sendrecv"
-        self.stack.reply(request, 200, headers=[("Contact", f"<{self.stack.contact_uri()}>")],
+        self.stack.reply(request, 200, headers=[("Contact", f"<{self.stack.contact_uri(transport=self.transport)}>")],
                          body=str(answer.sdp).encode(), to_tag=tag)
         if self.chan is not None:
             self.stack.pbx.verbose(3, f"{self.chan.name} {'put on hold' if self.hold else 'taken off hold'} by the far end")
@@ -357,7 +359,8 @@ class SipCall:
                   body: bytes = b"") -> None:
         if self.dialog is None:
             return
-        request = self.dialog.create_request(method, via=self.stack.new_via(), headers=headers or [], body=body)
+        request = self.dialog.create_request(method, via=self.stack.new_via(transport=self.transport),
+                                             headers=headers or [], body=body)
         request.headers.add("User-Agent", self.stack.useragent())
         dest = self.dest or self.source
         if dest is not None:
@@ -393,16 +396,16 @@ class SipCall:
         assert chan is not None and self.dest is not None and self.offer is not None
         if self.invite is None:
             request = stack.new_request("INVITE", self.uri, self.uri, from_user=chan.caller.num or "anonymous",
-                                        from_display=chan.caller.name)
+                                        from_display=chan.caller.name, transport=self.transport)
             request.headers.set("From", request.headers.get("From").rsplit(";tag=", 1)[0] + f";tag={self.local_tag}")  # type: ignore[union-attr]
-            request.headers.add("Contact", f"<{stack.contact_uri()}>")
+            request.headers.add("Contact", f"<{stack.contact_uri(transport=self.transport)}>")
             request.headers.add("Allow", "INVITE, ACK, CANCEL, OPTIONS, BYE, INFO")
             request.headers.add("Content-Type", "application/sdp")
             request.body = str(self.offer).encode()
         else:
             old = self.invite
             request = SipRequest("INVITE", old.uri, old.headers.copy(), old.body)
-            request.headers.set("Via", stack.new_via())
+            request.headers.set("Via", stack.new_via(transport=self.transport))
             request.headers.set("CSeq", f"{old.cseq[0] + 1} INVITE")
         if auth is not None:
             request.headers.set(auth[0], auth[1])
@@ -454,7 +457,7 @@ class SipCall:
         assert chan is not None and self.invite is not None
         first = self.dialog is None
         if first:
-            self.dialog = Dialog.from_uac(self.invite, response, f"<{self.stack.contact_uri()}>")
+            self.dialog = Dialog.from_uac(self.invite, response, f"<{self.stack.contact_uri(transport=self.transport)}>")
             self.stack.calls[self.dialog.id] = self
             self.stack.pending.pop(response.call_id, None)
         self._send_ack(response)
@@ -471,7 +474,7 @@ class SipCall:
 
     def _send_ack(self, response: SipResponse) -> None:
         assert self.dialog is not None
-        ack = self.dialog.create_ack(response, via=self.stack.new_via(), invite=self.invite)
+        ack = self.dialog.create_ack(response, via=self.stack.new_via(transport=self.transport), invite=self.invite)
         dest = self.dest
         if dest is not None:
             self.stack.endpoint.send(ack, dest)

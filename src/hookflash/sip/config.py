@@ -40,7 +40,7 @@ IGNORED = {
     "faxdetect", "sdpsession", "sdpowner", "unsolicited_mailbox", "use_q850_reason", "keepalive",
     "storesipcause", "sipdebug", "recordhistory", "dumphistory", "logpacket", "hash_user", "hash_peer",
     "hash_dialog", "websocket_enabled", "websocket_write_timeout", "tcpauthtimeout", "tcpauthlimit",
-    "tlsdontverifyserver", "tlscipher", "tlsclientmethod", "tcpbindaddr", "tlsbindaddr",
+    "tlsdontverifyserver", "tlscipher", "tlsclientmethod", "tcpbindaddr",
     "maxforwards", "regcontext", "regextenonqualify", "legacy_useroption_parsing", "send_connected_line",
     "trust_id_outbound", "qualifygap", "qualifypeers", "subscribemwi", "mailbox", "accountcode",
     "setvar", "textsupport", "allowguest", "shrinkcallerid", "timerb", "t1min", "rtcachefriends",
@@ -336,6 +336,10 @@ def _general(section: ConfigSection | None) -> SipGeneral:
                 values["bindport"] = as_int(ConfigVariable(var.name, port, var.filename, var.lineno), 1, 65535)
         elif key == "bindport":
             values["bindport"] = as_int(var, 1, 65535)
+        elif key == "tlsbindaddr":
+            host, _, port = value.rpartition(":")
+            if port.isdigit():
+                values["tlsport"] = as_int(ConfigVariable(var.name, port, var.filename, var.lineno), 1, 65535)
         elif key == "transport":
             for t in value.split(","):
                 t = t.strip().lower()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from hookflash.sip.dialog import build_response
-from hookflash.sip.message import SipParseError, SipRequest, SipResponse, parse_message
+from hookflash.sip.message import SipParseError, SipRequest, SipResponse, StreamParser, parse_message
 from hookflash.sip.transaction import (
     ClientTransaction,
     Deliver,
@@ -52,6 +52,11 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self.debug_peers: set[str] | None = None  # None = off; empty set = everyone
         self.local_addr: Addr = ("0.0.0.0", 0)
         self.stats = {"received": 0, "sent": 0, "malformed": 0}
+        # stream transports: open connections by remote address, and listening servers
+        self.connections: dict[Addr, tuple[asyncio.StreamWriter, str]] = {}
+        self.servers: dict[str, asyncio.AbstractServer] = {}
+        self.stream_ports: dict[str, int] = {}
+        self.ssl_client: Any = None
 
     async def start(self, host: str, port: int) -> None:
         self.loop = asyncio.get_running_loop()
@@ -59,11 +64,68 @@ class SipEndpoint(asyncio.DatagramProtocol):
         assert self.transport is not None
         self.local_addr = self.transport.get_extra_info("sockname")[:2]
 
+    async def start_stream(self, kind: str, host: str, port: int, ssl_context: Any = None) -> int:
+        """Listen for SIP over TCP (``kind`` 'tcp') or TLS ('tls'); returns the port."""
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            peer = writer.get_extra_info("peername")[:2]
+            await self._serve_stream(reader, writer, (peer[0], peer[1]), kind)
+
+        server = await asyncio.start_server(accept, host, port, ssl=ssl_context)
+        self.servers[kind] = server
+        self.stream_ports[kind] = server.sockets[0].getsockname()[1]
+        return self.stream_ports[kind]
+
+    async def _serve_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                            addr: Addr, kind: str) -> None:
+        self.connections[addr] = (writer, kind)
+        parser = StreamParser()
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                self.stats["received"] += 1
+                if self.debug_peers is not None:
+                    self._trace(f"<--- SIP read over {kind.upper()} from", addr, data)
+                try:
+                    messages = parser.feed(data)
+                except SipParseError as exc:
+                    self.stats["malformed"] += 1
+                    log.debug("Malformed SIP over %s from %s:%d: %s", kind, addr[0], addr[1], exc)
+                    if exc.fatal:
+                        break
+                    continue
+                for message in messages:
+                    try:
+                        self.execute(self.layer.receive(message, addr, self.loop.time(), reliable=True))
+                    except Exception:
+                        log.exception("Error handling SIP %s from %s:%d", _describe(message), *addr)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            if self.connections.get(addr, (None,))[0] is writer:
+                del self.connections[addr]
+            writer.close()
+
+    async def _connect(self, dest: Addr, kind: str, data: bytes) -> None:
+        try:
+            reader, writer = await asyncio.open_connection(
+                dest[0], dest[1], ssl=self.ssl_client if kind == "tls" else None)
+        except OSError as exc:
+            log.warning("Cannot open SIP %s connection to %s:%d: %s", kind.upper(), dest[0], dest[1], exc)
+            return
+        writer.write(data)
+        self.loop.create_task(self._serve_stream(reader, writer, dest, kind))
+
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
         if self.transport is not None:
             self.transport.close()
+        for server in self.servers.values():
+            server.close()
+        for writer, _ in list(self.connections.values()):
+            writer.close()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -166,19 +228,35 @@ class SipEndpoint(asyncio.DatagramProtocol):
             self._reschedule()
 
     # ------------------------------------------------------------------ sending
+    def transport_for(self, message: SipRequest | SipResponse) -> str:
+        try:
+            return message.top_via.transport.lower()
+        except Exception:
+            return "udp"
+
     def send(self, message: SipRequest | SipResponse, dest: Addr) -> None:
-        if self.transport is None:
-            return
         data = bytes(message)
         if self.debug_peers is not None:
             self._trace("---> SIP sent to", dest, data)
         self.stats["sent"] += 1
-        self.transport.sendto(data, dest)
+        kind = self.transport_for(message)
+        if kind in ("tcp", "tls"):
+            conn = self.connections.get(dest)
+            if conn is not None:
+                conn[0].write(data)
+            elif isinstance(message, SipRequest):
+                self.loop.create_task(self._connect(dest, kind, data))
+            else:
+                log.debug("No %s connection to %s:%d for a response", kind, *dest)
+            return
+        if self.transport is not None:
+            self.transport.sendto(data, dest)
 
     def request(self, request: SipRequest, dest: Addr, handler: ResponseHandler) -> ClientTransaction:
         """Send a request in a new client transaction; ``handler`` gets each response
         (provisional ones too) and None on timeout."""
-        txn, actions = self.layer.send_request(request, dest, self.loop.time())
+        reliable = self.transport_for(request) in ("tcp", "tls")
+        txn, actions = self.layer.send_request(request, dest, self.loop.time(), reliable=reliable)
         self.handlers[txn] = handler
         self.execute(actions)
         return txn

@@ -21,6 +21,7 @@ class PeerState:
     qualify_sent: float = 0.0
     calls: int = 0
     registered_user: str = ""
+    transport: str = ""  # how it registered (udp, tcp, tls); "" = its configured transport
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

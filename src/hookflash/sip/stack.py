@@ -59,12 +59,32 @@ class SipStack:
     async def start(self) -> None:
         g = self.config.general
         await self.endpoint.start(g.bindaddr, g.bindport)
+        if "tcp" in g.transports or g.tcpenable:
+            await self.endpoint.start_stream("tcp", g.bindaddr, g.bindport)
+        if "tls" in g.transports or g.tlsenable:
+            await self.endpoint.start_stream("tls", g.bindaddr, g.tlsport, self._tls_server())
+            self.endpoint.ssl_client = self._tls_client()
         if self.local_ip in ("0.0.0.0", ""):
             self.local_ip = "127.0.0.1"
         self._restore_registrations()
         for reg in self.registrations:
             reg.task = asyncio.ensure_future(self._register_loop(reg))
         self.tasks.append(asyncio.ensure_future(self._qualify_loop()))
+
+    def _tls_server(self):  # type: ignore[no-untyped-def]
+        import ssl
+        g = self.config.general
+        if not g.tlscertfile:
+            raise ValueError("sip.conf: tlsenable needs tlscertfile (and tlsprivatekey)")
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(g.tlscertfile, g.tlsprivatekey or None)
+        return ctx
+
+    def _tls_client(self):  # type: ignore[no-untyped-def]
+        import ssl
+        g = self.config.general
+        ctx = ssl.create_default_context(cafile=g.tlscafile or None)
+        return ctx
 
     async def stop(self) -> None:
         for task in self.tasks + [r.task for r in self.registrations if r.task]:
@@ -75,11 +95,15 @@ class SipStack:
     def port(self) -> int:
         return self.endpoint.local_addr[1]
 
-    def contact_uri(self, user: str = "s") -> str:
+    def contact_uri(self, user: str = "s", transport: str = "udp") -> str:
+        if transport in ("tcp", "tls"):
+            port = self.endpoint.stream_ports.get(transport, self.port)
+            return f"sip:{user}@{self.local_ip}:{port};transport={transport}"
         return f"sip:{user}@{self.local_ip}:{self.port}"
 
-    def new_via(self, branch: str | None = None) -> str:
-        return f"SIP/2.0/UDP {self.local_ip}:{self.port};branch={branch or make_branch()};rport"
+    def new_via(self, branch: str | None = None, transport: str = "udp") -> str:
+        port = self.endpoint.stream_ports.get(transport, self.port) if transport != "udp" else self.port
+        return f"SIP/2.0/{transport.upper()} {self.local_ip}:{port};branch={branch or make_branch()};rport"
 
     def useragent(self) -> str:
         return self.config.general.useragent
@@ -285,6 +309,8 @@ class SipStack:
         peer.expires_at = time.time() + expires
         peer.useragent = request.headers.get("User-Agent", "")
         peer.registered_user = user
+        conn = self.endpoint.connections.get(source)
+        peer.transport = conn[1] if conn is not None else "udp"
         if self.pbx.astdb is not None:
             self.pbx.astdb.put("SIP/Registry", peer.name, peer.registry_value())
         self.pbx.verbose(3, f"Registered SIP '{peer.name}' at {peer.addr[0]}:{peer.addr[1]}")
@@ -330,16 +356,18 @@ class SipStack:
         if addr is None:
             return -1
         uri = peer.contact or f"sip:{peer.name}@{addr[0]}:{addr[1]}"
-        request = self.new_request("OPTIONS", uri, f"sip:{peer.name}@{addr[0]}")
+        request = self.new_request("OPTIONS", uri, f"sip:{peer.name}@{addr[0]}",
+                                   transport=self.peer_transport(peer))
         start = time.monotonic()
         response = await self.endpoint.request_final(request, addr)
         peer.lastms = max(1, int((time.monotonic() - start) * 1000)) if response is not None else 0
         return peer.lastms
 
     def new_request(self, method: str, uri: str, to: str, from_user: str = "hookflash",
-                    from_display: str = "", call_id: str | None = None, cseq: int = 1) -> SipRequest:
+                    from_display: str = "", call_id: str | None = None, cseq: int = 1,
+                    transport: str = "udp") -> SipRequest:
         h = Headers()
-        h.add("Via", self.new_via())
+        h.add("Via", self.new_via(transport=transport))
         h.add("Max-Forwards", "70")
         display = f'"{from_display}" ' if from_display else ""
         h.add("From", f"{display}<sip:{from_user}@{self.local_ip}:{self.port}>;tag={make_tag()}")
@@ -397,6 +425,12 @@ class SipStack:
             return False
         reg.state = "Rejected"
         return False
+
+    def peer_transport(self, peer: PeerState | None) -> str:
+        if peer is None:
+            return "udp"
+        kind = peer.transport or peer.config.transport
+        return kind if kind in ("udp", "tcp", "tls") else "udp"
 
     def peer_auth(self, peer: PeerState | None, challenge: str, method: str, uri: str) -> str | None:
         """Our Authorization for a provider's challenge, from the peer's secret."""
