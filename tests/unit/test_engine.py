@@ -594,3 +594,46 @@ def test_caller_id_matching_extensions(tmp_path: Path) -> None:
                 await one.hangup()
             return results
     assert run(main()) == ["anyone", "vip", "anyone"]
+
+
+def test_dial_limit_ends_the_call(tmp_path: Path) -> None:
+    async def main():  # type: ignore[no-untyped-def]
+        async with running_pbx(tmp_path, """
+            [t]
+            exten => s,1,Dial(Local/callee@t,5,gL(400))
+             same => n,Set(STATUS=${DIALSTATUS})
+             same => n,Set(ANSWERED=${ANSWEREDTIME})
+            exten => callee,1,Answer()
+             same => n,Wait(5)
+            """) as (pbx, lines):
+            start = time.monotonic()
+            chan = await call(pbx, "s@t")
+            return chan.vars, time.monotonic() - start, lines
+    variables, elapsed, lines = run(main())
+    assert variables["STATUS"] == "ANSWER" and elapsed < 3
+    assert any("Call limit of 0.4 s reached" in line for line in lines)
+
+
+def test_dial_T_lets_the_caller_blind_transfer(tmp_path: Path) -> None:
+    async def main():  # type: ignore[no-untyped-def]
+        async with running_pbx(tmp_path, """
+            [t]
+            exten => s,1,Dial(Local/callee@t/n,5,T)
+            exten => callee,1,Answer()
+             same => n,Wait(5)
+            exten => 500,1,Set(DB(xfer/landed)=${CHANNEL})
+             same => n,Hangup()
+            """) as (pbx, lines):
+            one = await pbx.request("Local/s@t/n")
+            two = one.tech.pair.chan  # type: ignore[attr-defined]
+            await one.tech.call(one, "s@t", 5)
+            await asyncio.sleep(0.3)
+            for digit in "#500#":
+                await one.send_digit(digit)
+            await asyncio.sleep(0.8)
+            landed = pbx.astdb.get("xfer", "landed")  # type: ignore[union-attr]
+            await one.hangup()
+            return landed, lines
+    landed, lines = run(main())
+    assert landed is not None and landed.startswith("Local/callee@t-")
+    assert any("blind-transfers to 500@t" in line for line in lines)

@@ -8,6 +8,7 @@ Prompts are generated tones in a temporary ``astdatadir``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -22,8 +23,14 @@ from hookflash.channels.channel import Channel, ChannelState, Frame
 from hookflash.channels.local import LocalTech
 from hookflash.engine.pbx import Pbx
 from hookflash.media import say
-from hookflash.media.files import (SoundWriter, find_sound, language_candidates, open_sound, read_all,
-                                   write_sound)
+from hookflash.media.files import (
+    SoundWriter,
+    find_sound,
+    language_candidates,
+    open_sound,
+    read_all,
+    write_sound,
+)
 from hookflash.media.tone import dominant_frequency, goertzel, tone_frames
 from tests.helpers import run, write_config
 
@@ -33,6 +40,11 @@ RATE = 8000
 def tone(freq: float, seconds: float, rate: int = RATE, amp: float = 8000) -> np.ndarray:
     t = np.arange(int(rate * seconds)) / rate
     return np.asarray(np.sin(2 * np.pi * freq * t) * amp, dtype="<i2")
+
+
+def frames_of(freq: float, seconds: float) -> list[bytes]:
+    """Frames of a tone (tone strings repeat forever, so cut them)."""
+    return list(itertools.islice(tone_frames(str(freq), amplitude=6000), int(seconds * 50)))
 
 
 def freq_of(samples: bytes | np.ndarray) -> float:
@@ -335,15 +347,25 @@ def test_waitexten_collects_multi_digit_extension(tmp_path: Path) -> None:
         await asyncio.sleep(0.1)
         await phone.digits("42", gap=0.2)
 
-    chan, _, _ = scenario(tmp_path, """
-        [t]
-        exten => s,1,Answer()
-         same => n,WaitExten(3)
-        exten => 42,1,Set(GOT=${EXTEN})
-        exten => 4,1,Set(GOT=four)
-        exten => _4XX,1,Set(GOT=pattern)
-        """, "s@t", press)
+    async def main() -> tuple[Channel, float]:
+        async with media_pbx(tmp_path, textwrap.dedent("""
+            [t]
+            exten => s,1,Set(TIMEOUT(digit)=0.5)
+             same => n,WaitExten(3)
+            exten => 42,1,Set(GOT=${EXTEN})
+            exten => 4,1,Set(GOT=four)
+            exten => _4XX,1,Set(GOT=pattern)
+            """)) as (pbx, _):
+            loop = asyncio.get_running_loop()
+            phone = await dial(pbx, "s@t")
+            await press(phone)
+            sent = loop.time()
+            chan = await phone.finished()
+            return chan, loop.time() - sent
+    chan, waited = run(main())
+    # "42" exists but _4XX could still match: the pbx waits out the digit timeout
     assert chan.vars["GOT"] == "42"
+    assert 0.2 < waited < 1.3  # (the script returns 0.2 s after the last digit)
 
 
 def test_waitexten_invalid_goes_to_i(tmp_path: Path) -> None:
@@ -442,10 +464,14 @@ def test_read_skip_when_not_answered(tmp_path: Path) -> None:
 
 
 def test_read_chapter_prompts_and_digit_interrupts(tmp_path: Path) -> None:
-    chan, phone, _ = read_case(
-        tmp_path, "Read(CheckMeetingAcceptance,to-confirm-wakeup&press-1&otherwise&press-2,,1)",
+    # as in the chapter: the "1" lands in the options, so maxdigits stays 255 and Read
+    # ends after the digit timeout, with READSTATUS=TIMEOUT (as Asterisk's does)
+    chan, phone, elapsed = read_case(
+        tmp_path, "Set(TIMEOUT(digit)=0.3)\nexten => s,2,"
+        "Read(CheckMeetingAcceptance,to-confirm-wakeup&press-1&otherwise&press-2,,1)",
         "1", delay=0.15)
-    assert chan.vars["CheckMeetingAcceptance"] == "1" and chan.vars["READSTATUS"] == "OK"
+    assert chan.vars["CheckMeetingAcceptance"] == "1" and chan.vars["READSTATUS"] == "TIMEOUT"
+    assert elapsed < 1.5
     heard = phone.audio
     assert abs(freq_of(heard[: 5 * 320]) - 300) < 10  # the first prompt was playing
     assert len(phone.frames) < 20  # the digit stopped the prompts (4 x 5 frames)
@@ -476,7 +502,7 @@ def recorded(tmp_path: Path, chan: Channel, ext: str) -> np.ndarray:
 def test_record_stores_the_audio_and_stops_on_pound(tmp_path: Path) -> None:
     async def talk(phone: Phone) -> None:
         await asyncio.sleep(0.3)  # the beep
-        await phone.send_audio(tone_frames("440/1000", amplitude=6000))
+        await phone.send_audio(frames_of(440, 1.0))
         await phone.digits("#")
 
     chan, phone, _ = scenario(tmp_path, f"""
@@ -496,8 +522,8 @@ def test_record_stores_the_audio_and_stops_on_pound(tmp_path: Path) -> None:
 def test_record_stops_on_silence_and_keeps_one_second_of_it(tmp_path: Path) -> None:
     async def talk(phone: Phone) -> None:
         await asyncio.sleep(0.05)
-        await phone.send_audio(tone_frames("440/500", amplitude=6000))
-        await phone.send_audio([b"\0" * 320] * 200)
+        await phone.send_audio(frames_of(440, 0.5))
+        await phone.send_audio([b"\0" * 320] * 115)
 
     chan, _, _ = scenario(tmp_path, """
         [t]
@@ -512,7 +538,7 @@ def test_record_stops_on_silence_and_keeps_one_second_of_it(tmp_path: Path) -> N
 
 def test_record_maxduration_and_unique_names(tmp_path: Path) -> None:
     async def talk(phone: Phone) -> None:
-        await phone.send_audio(tone_frames("440/3000", amplitude=6000))
+        await phone.send_audio(frames_of(440, 2.2))
 
     (tmp_path / "data" / "sounds").mkdir(parents=True, exist_ok=True)
     chan, _, _ = scenario(tmp_path, """
@@ -530,7 +556,7 @@ def test_record_maxduration_and_unique_names(tmp_path: Path) -> None:
 
 def test_record_hangup_discards_unless_k(tmp_path: Path) -> None:
     async def talk(phone: Phone) -> None:
-        await phone.send_audio(tone_frames("440/300", amplitude=6000))
+        await phone.send_audio(frames_of(440, 0.3))
         await phone.one.hangup()
 
     for opts, kept in (("q", False), ("qk", True)):
@@ -576,7 +602,7 @@ def test_saynumber_plays_the_english_file_list(tmp_path: Path) -> None:
 def test_echo_returns_audio_until_pound(tmp_path: Path) -> None:
     async def talk(phone: Phone) -> None:
         await asyncio.sleep(0.05)
-        await phone.send_audio(tone_frames("700/400"))
+        await phone.send_audio(frames_of(700, 0.4))
         await asyncio.sleep(0.1)
         await phone.digits("#")
 

@@ -6,7 +6,10 @@ DIALEDPEERNAME and DIALEDPEERNUMBER. Options implemented here: ``g`` (go on in t
 dialplan when the called party hangs up), ``r`` (indicate ringing), ``M(macro^args)``
 and ``U(sub^args)`` (run on the called channel after it answers, before the bridge;
 MACRO_RESULT / GOSUB_RESULT of ABORT, CONGESTION, BUSY, CONTINUE or GOTO:ctx^ext^pri
-act as in Asterisk). Channel technologies add media; the logic here is theirs too.
+act as in Asterisk), ``A(file)`` (played to the called party on answer),
+``L(x[:y[:z]])`` (limit the call to x ms; warn y ms before the end and every z ms,
+with the ``vm-youhave``-style beep) and ``t``/``T`` (the called/calling party may
+blind-transfer the other with ``#`` then the extension, in the transferrer's context).
 """
 
 from __future__ import annotations
@@ -227,12 +230,25 @@ async def _connect(chan: Channel, peer: Channel, options: dict[str, str], start:
             if upper == "ABORT":
                 return -1 if "g" not in options else None
             return None
+    if "A" in options and options["A"]:
+        await _announce(peer, options["A"])
     if chan.state != ChannelState.UP:
         await chan.answer()
     answered = time.time()
     bridge = Bridge(chan, peer)
-    await bridge.run()
+    limit = _parse_limit(options.get("L", ""))
+    features = {c for c, opt in ((peer, "t"), (chan, "T")) if opt in options}
+    watchers = [asyncio.ensure_future(_limit(bridge, chan, peer, *limit))] if limit else []
+    watchers += [asyncio.ensure_future(_transfer_watch(bridge, c)) for c in features]
+    try:
+        await bridge.run()
+    finally:
+        for task in watchers:
+            task.cancel()
     final_peer = bridge.peer_of(chan)
+    transfer = getattr(bridge, "transfer", None)
+    if transfer is not None:
+        return await _finish_transfer(chan, peer, final_peer, transfer, bridge)
     chan.set_var("DIALEDTIME", str(int(time.time() - start)))
     chan.set_var("ANSWEREDTIME", str(int(time.time() - answered)))
     caller_gone = chan.softhangup
@@ -244,6 +260,98 @@ async def _connect(chan: Channel, peer: Channel, options: dict[str, str], start:
     return None if "g" in options else -1
 
 
+async def _announce(peer: Channel, files: str) -> None:
+    from hookflash.media.stream import SoundNotFound, play_file
+    for name in files.split("&"):
+        try:
+            await play_file(peer, name)
+        except SoundNotFound as exc:
+            log.warning("Dial A(): %s", exc)
+
+
+def _parse_limit(text: str) -> tuple[float, float, float] | None:
+    if not text:
+        return None
+    parts = (text.replace(":", "^").split("^") + ["", ""])[:3]
+    try:
+        total, warn, repeat = (float(p) / 1000 if p.strip() else 0.0 for p in parts)
+    except ValueError:
+        log.warning("Dial L(): bad limit '%s'; expected L(x[:y[:z]]) in milliseconds", text)
+        return None
+    return (total, warn, repeat) if total > 0 else None
+
+
+async def _limit(bridge: Bridge, chan: Channel, peer: Channel, total: float, warn: float, repeat: float) -> None:
+    """Dial's L(): end the bridge after ``total`` seconds, beeping the caller before."""
+    from hookflash.media.stream import SoundNotFound, play_file
+    start = asyncio.get_running_loop().time()
+    if warn and warn < total:
+        await asyncio.sleep(total - warn)
+        while True:
+            try:
+                await play_file(chan, "beep")
+            except SoundNotFound:
+                pass
+            left = total - (asyncio.get_running_loop().time() - start)
+            if not repeat or left <= repeat:
+                await asyncio.sleep(max(0.0, left))
+                break
+            await asyncio.sleep(repeat)
+    else:
+        await asyncio.sleep(total)
+    chan.pbx.verbose(3, f"Call limit of {total:g} s reached on {chan.name}")
+    peer.request_hangup()
+
+
+async def _transfer_watch(bridge: Bridge, who: Channel) -> None:
+    """t/T: '#' from ``who`` starts a blind transfer of the other party."""
+    from hookflash.media.stream import SoundNotFound, play_file
+    while True:
+        digit = await who.wait_digit(-1)
+        if digit is None:
+            return
+        if digit != "#":
+            continue
+        try:  # the first digit typed stops the prompt and starts the extension
+            exten = await play_file(who, "pbx-transfer", interrupt="0123456789*") or ""
+        except SoundNotFound:
+            exten = ""
+        while True:
+            d = await who.wait_digit(3.0)
+            if d is None or d == "#":
+                break
+            exten += d
+        dialplan = who.dialplan_for_lookup()
+        context = who.context if who.in_pbx else who.vars.get("TRANSFER_CONTEXT", who.context)
+        if exten and dialplan.exists(context, exten, 1, who.caller.num):
+            bridge.transfer = (who, context, exten)  # type: ignore[attr-defined]
+            who.pbx.verbose(3, f"{who.name} blind-transfers to {exten}@{context}")
+            who.request_hangup()
+            return
+        try:
+            await play_file(who, "pbx-invalid")
+        except SoundNotFound:
+            pass
+
+
+async def _finish_transfer(chan: Channel, peer: Channel, final_peer: Channel, transfer: tuple[Channel, str, str],
+                           bridge: Bridge) -> int | None:
+    who, context, exten = transfer
+    if who is chan:  # the caller transferred the called party: it gets a dialplan of its own
+        other = final_peer
+        other.softhangup = False
+        other.hangup_event.clear()
+        other.context, other.exten, other.priority = context, exten, 1
+        from hookflash.engine.cdr import new_cdr
+        new_cdr(other)
+        chan.pbx.start_pbx(other)
+        return -1
+    # the called party transferred the caller: the caller's dialplan goes on there
+    await final_peer.hangup()
+    chan.goto(context, exten, 1)
+    return None
+
+
 class DialModule(Module):
     description = "Dialing Application"
 
@@ -253,4 +361,5 @@ class DialModule(Module):
             "Dial(Technology/Resource[&Technology2/Resource2[&...]][,timeout[,options[,URL]]])",
             "Calls every destination at once; the first to answer is bridged to the caller and the "
             "others are hung up. DIALSTATUS is one of CHANUNAVAIL, CONGESTION, NOANSWER, BUSY, "
-            "ANSWER, CANCEL. Options: g, r, M(macro[^arg...]), U(sub[^arg...]).")]
+            "ANSWER, CANCEL. Options: g, r, t, T, A(file), L(x[:y[:z]]), M(macro[^arg...]), "
+            "U(sub[^arg...]).")]

@@ -24,8 +24,9 @@ running a ``T`` extension; SendDTMF's ``f`` (flash) is ignored.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
-import random
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -36,29 +37,21 @@ from hookflash.dialplan.args import split_args
 from hookflash.engine.modules import Module
 from hookflash.engine.registry import Application, Function
 from hookflash.media import say
-from hookflash.media.files import FRAME_BYTES, SoundFileError, SoundWriter, find_sound, format_for, open_sound
-from hookflash.media.stream import (ANY_DIGIT, DEFAULT_SILENCE_THRESHOLD, SoundNotFound, locate, next_events, play, play_file,
-                                    record, start_generator, stop_generator)
+from hookflash.media.files import FRAME_BYTES, SoundFileError, SoundWriter, format_for
+from hookflash.media.stream import (ANY_DIGIT, DEFAULT_SILENCE_THRESHOLD, US_TONES, MohClass,
+                                    SoundNotFound, getdata, load_indications, load_moh_classes,
+                                    locate, next_events, play, play_file, read_with_tone, record,
+                                    start_generator, start_moh, stop_generator)
 from hookflash.media.tone import MILLIWATT_AMPLITUDE, Milliwatt, ToneError, parse_tone, tone_frames
 
 if TYPE_CHECKING:
     from hookflash.channels.channel import Channel
-    from hookflash.conf import ConfigFile
 
 log = logging.getLogger("hookflash.app.media")
 
 _TIMEOUTS = "hookflash.pbx_timeouts"
 DIGIT_TIMEOUT = 5.0
 RESPONSE_TIMEOUT = 10.0
-
-US_TONES = {  # indications.conf [us], Asterisk's sample values
-    "dial": "350+440", "busy": "480+620/500,0/500", "ring": "440+480/2000,0/4000",
-    "congestion": "480+620/250,0/250", "callwaiting": "440/300,0/10000",
-    "dialrecall": "!350+440/100,!0/100,!350+440/100,!0/100,!350+440/100,!0/100,350+440",
-    "record": "1400/500,0/15000", "info": "!950/330,!1400/330,!1800/330,0",
-    "stutter": "!350+440/100,!0/100," * 6 + "350+440",
-}
-
 
 # ---------------------------------------------------------------------- helpers
 def parse_options(text: str) -> dict[str, str | None]:
@@ -145,7 +138,7 @@ async def collect_extension(chan: "Channel", digits: str) -> int | None:
 
 
 def _sample_beep() -> Iterator[bytes]:
-    return tone_frames("1000/250", amplitude=8000)
+    return itertools.islice(tone_frames("1000", amplitude=8000), 12)
 
 
 def _done(chan: "Channel") -> int | None:
@@ -220,7 +213,7 @@ async def app_waitexten(chan: "Channel", data: str) -> int | None:
     if "m" in opts:
         if not opts["m"]:
             log.warning("The 'm' option has been specified for WaitExten without a class.")
-        MohClasses.of(chan).start(chan, opts["m"] or "")
+        start_moh(chan, _moh_classes(chan), opts["m"] or "")
     elif "d" in opts:
         tone = indication(chan, opts["d"] or "dial") or "350+440"
         start_generator(chan, tone_frames(tone))
@@ -296,55 +289,6 @@ async def app_saynumber(chan: "Channel", data: str) -> int | None:
 
 
 # ---------------------------------------------------------------------- Read
-async def _readstring(chan: "Channel", frames: Iterable[bytes] | None, maxlen: int,
-                      to: float, fto: float, enders: str) -> tuple[str, str]:
-    """``ast_readstring``: (result, digits); result COMPLETE, EMPTY, TIMEOUT or FAILED."""
-    digits = ""
-    digit: str | None = None
-    if frames is not None:
-        digit = await play(chan, frames, interrupt=ANY_DIGIT)
-    wait = fto
-    while True:
-        if digit is None and not chan.softhangup:
-            digit = await chan.wait_digit(wait)
-        if digit is None:
-            return ("FAILED" if chan.softhangup else "TIMEOUT"), digits
-        if digit in enders and not digits:
-            return "EMPTY", ""
-        if digit not in enders:
-            digits += digit
-        if digit in enders or len(digits) >= maxlen:
-            return "COMPLETE", digits
-        wait, digit = to, None
-
-
-async def getdata(chan: "Channel", prompts: str, maxlen: int, timeout: float,
-                  enders: str = "#") -> tuple[str, str]:
-    """``ast_app_getdata_terminator``: play each prompt and read digits; 50 ms for a
-    first digit between prompts, TIMEOUT(response)/(digit) or ``timeout`` after the last."""
-    fronts = [f.strip() for f in prompts.split("&")] if prompts else [""]
-    result, digits = "FAILED", ""
-    for i, front in enumerate(fronts):
-        frames = None
-        if front:
-            found = locate(chan, front)
-            if found is None:
-                log.warning("File %s does not exist in any format", front)
-                result = "FAILED"
-                continue
-            frames = open_sound(*found)
-        if i == len(fronts) - 1:
-            fto, to = timeouts(chan)["response"], timeouts(chan)["digit"]
-            if timeout > 0:
-                fto = to = timeout
-        else:
-            fto, to = 0.05, timeouts(chan)["digit"]
-        result, digits = await _readstring(chan, frames, maxlen, to, fto, enders)
-        if result == "EMPTY" or digits or result == "FAILED":
-            return result, digits
-    return result, digits
-
-
 async def app_read(chan: "Channel", data: str) -> int | None:
     chan.set_var("READSTATUS", "ERROR")
     if not data.strip():
@@ -370,9 +314,12 @@ async def app_read(chan: "Channel", data: str) -> int | None:
     status = "ERROR"
     while tries and not chan.softhangup:
         if tone:
-            result, value = await _read_with_tone(chan, tone, maxdigits, timeout, enders)
+            result, value = await read_with_tone(chan, tone_frames(tone), maxdigits,
+                                                 timeout or timeouts(chan)["response"], enders)
         else:
-            result, value = await getdata(chan, filename.strip(), maxdigits, timeout, enders)
+            limits = timeouts(chan)
+            result, value = await getdata(chan, filename.strip(), maxdigits, timeout, enders,
+                                          response=limits["response"], digit=limits["digit"])
             if result == "EMPTY" and "e" in opts:
                 value = enders
         status = {"COMPLETE": "OK", "EMPTY": "OK", "TIMEOUT": "TIMEOUT"}.get(result, status)
@@ -390,26 +337,6 @@ async def app_read(chan: "Channel", data: str) -> int | None:
         status = "HANGUP"
     chan.set_var("READSTATUS", status)
     return _done(chan)
-
-
-async def _read_with_tone(chan: "Channel", tone: str, maxdigits: int, timeout: float,
-                          enders: str) -> tuple[str, str]:
-    """Read's ``i`` option: an indication tone plays until the first digit."""
-    wait = timeout or timeouts(chan)["response"]
-    start_generator(chan, tone_frames(tone))
-    digits = ""
-    try:
-        while len(digits) < maxdigits:
-            digit = await chan.wait_digit(wait)
-            stop_generator(chan)
-            if digit is None:
-                return ("FAILED" if chan.softhangup else "TIMEOUT"), digits
-            if digit in enders:
-                return "COMPLETE", digits
-            digits += digit
-    finally:
-        stop_generator(chan)
-    return "COMPLETE", digits
 
 
 # ---------------------------------------------------------------------- Record
@@ -540,34 +467,17 @@ async def app_echo(chan: "Channel", data: str) -> int | None:
     return -1
 
 
-# ---------------------------------------------------------------------- tones
+# ---------------------------------------------------------------------- tones, music on hold
 def indication(chan: "Channel", name: str) -> str | None:
-    """The tone string of an indication (``dial``, ``busy``...) for the default country
-    of indications.conf (``[general] country=``), else the US defaults."""
-    zones = Indications.of(chan)
-    return zones.get(name.strip().lower())
+    """The tone string of an indication (``dial``, ``busy``...) in the default country
+    of indications.conf (as app_playtones loaded it), else the US one."""
+    tones = getattr(chan.pbx.modules.loaded.get("app_playtones"), "tones", US_TONES)
+    return tones.get(name.strip().lower())
 
 
-class Indications(dict[str, str]):
-    """indications.conf: the default country's tones (loaded by app_playtones)."""
-
-    @staticmethod
-    def of(chan: "Channel") -> "Indications":
-        module = chan.pbx.modules.loaded.get("app_playtones")
-        found = getattr(module, "tones", None)
-        return found if isinstance(found, Indications) else Indications(US_TONES)
-
-    @classmethod
-    def load(cls, conf: "ConfigFile | None") -> "Indications":
-        tones = cls(US_TONES)
-        if conf is None:
-            return tones
-        country = (conf.get("general", "country", "us") or "us").lower()
-        for section in conf.sections_named(country):
-            for key, value in section.items():
-                if key.lower() not in ("description", "ringcadence", "alias"):
-                    tones[key.lower()] = value
-        return tones
+def _moh_classes(chan: "Channel") -> dict[str, MohClass]:
+    classes = getattr(chan.pbx.modules.loaded.get("res_musiconhold"), "classes", None)
+    return classes if isinstance(classes, dict) else load_moh_classes(None)
 
 
 async def app_playtones(chan: "Channel", data: str) -> int | None:
@@ -602,94 +512,6 @@ async def app_milliwatt(chan: "Channel", data: str) -> int:
     return -1
 
 
-# ---------------------------------------------------------------------- music on hold
-class MohClasses(dict[str, dict[str, str | list[str]]]):
-    """musiconhold.conf classes (``mode=files`` with ``directory``/``sort``, or
-    ``mode=playlist`` with ``entry`` lines); a ``default`` class reading
-    ``<astdatadir>/moh`` when the file does not define one."""
-
-    @staticmethod
-    def of(chan: "Channel") -> "MohClasses":
-        module = chan.pbx.modules.loaded.get("res_musiconhold")
-        found = getattr(module, "classes", None)
-        return found if isinstance(found, MohClasses) else MohClasses.load(None)
-
-    @classmethod
-    def load(cls, conf: "ConfigFile | None") -> "MohClasses":
-        classes = cls()
-        for name in conf.section_names() if conf is not None else []:
-            if name.lower() == "general" or conf is None:
-                continue
-            section = conf.sections_named(name)[-1]
-            classes[name.lower()] = {"name": name, "mode": (section.get("mode") or "files").lower(),
-                                     "directory": section.get("directory") or "",
-                                     "sort": (section.get("sort") or "").lower(),
-                                     "entries": section.getall("entry")}
-        classes.setdefault("default", {"name": "default", "mode": "files", "directory": "moh",
-                                       "sort": "alpha", "entries": []})
-        return classes
-
-    def files(self, chan: "Channel", spec: dict[str, Any]) -> list[str]:
-        if spec["mode"] == "playlist":
-            return list(spec["entries"])
-        if spec["mode"] != "files":
-            log.warning("Music on hold mode '%s' is not supported", spec["mode"])
-            return []
-        directory = Path(spec["directory"])
-        if not directory.is_absolute():
-            directory = Path(chan.pbx.dirs.astdatadir) / directory
-        names: list[str] = []
-        try:
-            entries = sorted(directory.iterdir())
-        except OSError:
-            return []
-        for entry in entries:
-            stem, dot, ext = entry.name.rpartition(".")
-            if entry.name.startswith(".") or not dot or len(ext) < 2 or not entry.is_file():
-                continue
-            if str(directory / stem) not in names:
-                names.append(str(directory / stem))
-        if spec["sort"] == "alpha":
-            names.sort(key=str.lower)
-        return names
-
-    def frames(self, chan: "Channel", spec: dict[str, Any], names: list[str]) -> Iterator[bytes]:
-        order = list(names)
-        if spec["sort"] == "randstart":
-            start = random.randrange(len(order))
-            order = order[start:] + order[:start]
-        while True:
-            if spec["sort"] == "random":
-                random.shuffle(order)
-            played = False
-            for name in order:
-                found = find_sound(name, chan.language, chan.pbx.dirs.astdatadir)
-                if found is None:
-                    continue
-                try:
-                    for frame in open_sound(*found):
-                        played = True
-                        yield frame
-                except SoundFileError as exc:
-                    log.warning("Unable to open file '%s': %s", name, exc)
-            if not played:
-                return
-
-    def start(self, chan: "Channel", wanted: str) -> bool:
-        for name in (chan.musicclass, wanted, "default"):
-            spec = self.get((name or "").lower()) if name else None
-            if spec is None:
-                continue
-            names = self.files(chan, spec)
-            if not names:
-                chan.pbx.verbose(3, f"Files not found in {spec['directory']} for moh class:{spec['name']}")
-                return False
-            chan.pbx.verbose(3, f"Started music on hold, class '{spec['name']}', on channel '{chan.name}'")
-            start_generator(chan, self.frames(chan, spec, names))
-            return True
-        return False
-
-
 async def app_musiconhold(chan: "Channel", data: str) -> int | None:
     mclass, duration = _args(data, 2)
     seconds = -1
@@ -698,18 +520,18 @@ async def app_musiconhold(chan: "Channel", data: str) -> int | None:
             seconds = _atoi(duration)
         else:
             log.warning("Invalid MusicOnHold duration '%s'. Will wait indefinitely.", duration)
-    if not MohClasses.of(chan).start(chan, mclass.strip()):
+    if not start_moh(chan, _moh_classes(chan), mclass.strip()):
         log.warning("Unable to start music on hold class '%s' on channel %s", mclass, chan.name)
         return None
     try:
-        up = await chan.wait(seconds) if seconds > 0 else await chan.hangup_event.wait()
+        up = await chan.wait(seconds) if seconds > 0 else await chan.hangup_event.wait() and False
     finally:
         stop_generator(chan)
-    return None if up is True else -1
+    return None if up else -1
 
 
 def app_startmusiconhold(chan: "Channel", data: str) -> None:
-    if not MohClasses.of(chan).start(chan, split_args(data)[0].strip()):
+    if not start_moh(chan, _moh_classes(chan), split_args(data)[0].strip()):
         log.warning("Unable to start music on hold class '%s' on channel %s", data, chan.name)
 
 
@@ -736,7 +558,6 @@ def _timeout_write(chan: "Channel | None", args: str, value: str) -> None:
     match = re.match(r"\s*(\d+(?:\.\d*)?)", value)
     seconds = float(match.group(1)) if match else 0.0
     if kind == "a":
-        import asyncio
         old = chan.datastores.pop("hookflash.absolute_timeout", None)
         if old is not None:
             old.cancel()
@@ -744,7 +565,7 @@ def _timeout_write(chan: "Channel | None", args: str, value: str) -> None:
         if seconds:
             handle = asyncio.get_running_loop().call_later(seconds, chan.request_hangup)
             chan.datastores["hookflash.absolute_timeout"] = handle
-        chan.pbx.verbose(3, "Channel will hangup in %.3f seconds." % seconds if seconds
+        chan.pbx.verbose(3, f"Channel will hangup in {seconds:.3f} seconds." if seconds
                          else "Channel hangup cancelled.")
         return
     key = "digit" if kind == "d" else "response"
@@ -757,135 +578,115 @@ def _app(name: str, fn: Any, synopsis: str, syntax: str, description: str = "") 
     return Application(name, fn, synopsis, syntax, description)
 
 
-class PlaybackModule(Module):
+class _AppModule(Module):
+    """A module offering a fixed list of applications and functions."""
+
+    apps: tuple[Application, ...] = ()
+    funcs: tuple[Function, ...] = ()
+
+    def applications(self) -> list[Application]:
+        return list(self.apps)
+
+    def functions(self) -> list[Function]:
+        return list(self.funcs)
+
+    async def reload(self) -> str | None:
+        await self.start()
+        return None
+
+
+class PlaybackModule(_AppModule):
     description = "Sound File Playback Application"
-
-    def applications(self) -> list[Application]:
-        return [_app("Playback", app_playback, "Play a file.", "Playback(filename[&filename2[&...]][,options])",
-                     "Answers first unless 'noanswer'; 'skip' does nothing if not answered. "
-                     "Sets PLAYBACKSTATUS to SUCCESS or FAILED (a missing file).")]
+    apps = (_app("Playback", app_playback, "Play a file.", "Playback(filename[&filename2[&...]][,options])",
+                 "Answers first unless 'noanswer'; 'skip' does nothing if not answered. "
+                 "Sets PLAYBACKSTATUS to SUCCESS or FAILED (a missing file)."),)
 
 
-class ReadModule(Module):
+class ReadModule(_AppModule):
     description = "Read Variable Application"
-
-    def applications(self) -> list[Application]:
-        return [_app("Read", app_read, "Read a variable.",
-                     "Read(variable[,filename[&filename2[&...]]][,maxdigits[,options[,attempts[,timeout]]]])",
-                     "Options s (skip), i (filename is an indication), n (don't answer), t(chars) "
-                     "terminators, e (keep terminator). Sets READSTATUS: OK, ERROR, HANGUP, "
-                     "INTERRUPTED, SKIPPED, TIMEOUT.")]
+    apps = (_app("Read", app_read, "Read a variable.",
+                 "Read(variable[,filename[&filename2[&...]]][,maxdigits[,options[,attempts[,timeout]]]])",
+                 "Options s (skip), i (filename is an indication), n (don't answer), t(chars) "
+                 "terminators, e (keep terminator). Sets READSTATUS: OK, ERROR, HANGUP, "
+                 "INTERRUPTED, SKIPPED, TIMEOUT."),)
 
 
-class RecordModule(Module):
+class RecordModule(_AppModule):
     description = "Trivial Record Application"
     threshold = DEFAULT_SILENCE_THRESHOLD
+    apps = (_app("Record", app_record, "Record to a file.",
+                 "Record(filename.format[,silence[,maxduration[,options]]])",
+                 "Options a k n o q s t u x y. Sets RECORDED_FILE and RECORD_STATUS "
+                 "(DTMF, SILENCE, SKIP, TIMEOUT, HANGUP, OPERATOR, ERROR)."),)
+    funcs = (Function("RECORDING_INFO", func_recording_info, None,
+                      "Retrieve information about a recording previously created by Record.",
+                      "RECORDING_INFO(duration)"),)
 
     async def start(self) -> None:
         """dsp.conf ``[default] silencethreshold`` (256)."""
         conf = self.pbx.read_config("dsp.conf")
-        value = conf.get("default", "silencethreshold") if conf is not None else None
-        self.threshold = _atoi(value) if value and _atoi(value) > 0 else DEFAULT_SILENCE_THRESHOLD
-
-    async def reload(self) -> str | None:
-        await self.start()
-        return None
-
-    def applications(self) -> list[Application]:
-        return [_app("Record", app_record, "Record to a file.",
-                     "Record(filename.format[,silence[,maxduration[,options]]])",
-                     "Options a k n o q s t u x y. Sets RECORDED_FILE and RECORD_STATUS "
-                     "(DTMF, SILENCE, SKIP, TIMEOUT, HANGUP, OPERATOR, ERROR).")]
-
-    def functions(self) -> list[Function]:
-        return [Function("RECORDING_INFO", func_recording_info, None,
-                         "Retrieve information about a recording previously created by Record.",
-                         "RECORDING_INFO(duration)")]
+        value = _atoi(conf.get("default", "silencethreshold") if conf is not None else None)
+        self.threshold = value if value > 0 else DEFAULT_SILENCE_THRESHOLD
 
 
-class SendDtmfModule(Module):
+class SendDtmfModule(_AppModule):
     description = "Send DTMF digits Application"
-
-    def applications(self) -> list[Application]:
-        return [_app("SendDTMF", app_senddtmf, "Sends arbitrary DTMF digits.",
-                     "SendDTMF(digits[,timeout_ms[,duration_ms[,channel[,options]]]])",
-                     "'w' waits half a second, 'W' a second.")]
+    apps = (_app("SendDTMF", app_senddtmf, "Sends arbitrary DTMF digits.",
+                 "SendDTMF(digits[,timeout_ms[,duration_ms[,channel[,options]]]])",
+                 "'w' waits half a second, 'W' a second."),)
 
 
-class EchoModule(Module):
+class EchoModule(_AppModule):
     description = "Simple Echo Application"
-
-    def applications(self) -> list[Application]:
-        return [_app("Echo", app_echo, "Echo media, DTMF back to the calling party.", "Echo()",
-                     "Ends when '#' is received.")]
+    apps = (_app("Echo", app_echo, "Echo media, DTMF back to the calling party.", "Echo()",
+                 "Ends when '#' is received."),)
 
 
-class MilliwattModule(Module):
+class MilliwattModule(_AppModule):
     description = "Digital Milliwatt (mu-law) Test Application"
-
-    def applications(self) -> list[Application]:
-        return [_app("Milliwatt", app_milliwatt, "Generates a 1004 Hz test tone at 0dbm (mu-law).",
-                     "Milliwatt([options])", "'m': 1 s of silence every 10 s; 'o': the old 1000 Hz.")]
+    apps = (_app("Milliwatt", app_milliwatt, "Generates a 1004 Hz test tone at 0dbm (mu-law).",
+                 "Milliwatt([options])", "'m': 1 s of silence every 10 s; 'o': the old 1000 Hz."),)
 
 
-class PlaytonesModule(Module):
+class PlaytonesModule(_AppModule):
     description = "Playtones Application"
-    tones: Indications = Indications(US_TONES)
+    tones: dict[str, str] = US_TONES
+    apps = (_app("PlayTones", app_playtones, "Play a tone list.", "PlayTones(arg)",
+                 "arg: an indication name (dial, busy, ring, congestion...) or a tone string."),
+            _app("StopPlayTones", app_stopplaytones, "Stop playing a tone list.", "StopPlayTones()"))
 
     async def start(self) -> None:
-        self.tones = Indications.load(self.pbx.read_config("indications.conf"))
-
-    async def reload(self) -> str | None:
-        await self.start()
-        return None
-
-    def applications(self) -> list[Application]:
-        return [_app("PlayTones", app_playtones, "Play a tone list.", "PlayTones(arg)",
-                     "arg: an indication name (dial, busy, ring, congestion...) or a tone string."),
-                _app("StopPlayTones", app_stopplaytones, "Stop playing a tone list.", "StopPlayTones()")]
+        self.tones = load_indications(self.pbx.read_config("indications.conf"))
 
 
-class MusicOnHoldModule(Module):
+class MusicOnHoldModule(_AppModule):
     description = "Music On Hold Resource"
-    classes: MohClasses = MohClasses()
+    classes: dict[str, MohClass] = {}
+    apps = (_app("MusicOnHold", app_musiconhold, "Play Music On Hold indefinitely.",
+                 "MusicOnHold(class[,duration])"),
+            _app("StartMusicOnHold", app_startmusiconhold, "Play Music On Hold.", "StartMusicOnHold(class)"),
+            _app("StopMusicOnHold", app_stopmusiconhold, "Stop playing Music On Hold.", "StopMusicOnHold()"))
 
     async def start(self) -> None:
-        self.classes = MohClasses.load(self.pbx.read_config("musiconhold.conf"))
-
-    async def reload(self) -> str | None:
-        await self.start()
-        return None
-
-    def applications(self) -> list[Application]:
-        return [_app("MusicOnHold", app_musiconhold, "Play Music On Hold indefinitely.",
-                     "MusicOnHold(class[,duration])"),
-                _app("StartMusicOnHold", app_startmusiconhold, "Play Music On Hold.",
-                     "StartMusicOnHold(class)"),
-                _app("StopMusicOnHold", app_stopmusiconhold, "Stop playing Music On Hold.",
-                     "StopMusicOnHold()")]
+        self.classes = load_moh_classes(self.pbx.read_config("musiconhold.conf"))
 
 
-class MediaBuiltinsModule(Module):
+class MediaBuiltinsModule(_AppModule):
     description = "Builtin media applications (Background, WaitExten, Say*)"
-
-    def applications(self) -> list[Application]:
-        return [
-            _app("BackGround", app_background, "Play an audio file while waiting for digits of an extension to go to.",
-                 "Background(filename[&filename2[&...]][,options[,langoverride[,context]]])",
-                 "Options s (skip), n (noanswer), m (match only one-digit extensions), p (playback only)."),
-            _app("WaitExten", app_waitexten, "Waits for an extension to be entered.",
-                 "WaitExten([seconds][,options])", "Options m([class]) music on hold, d([tone]) dial tone."),
-            _app("SayDigits", app_saydigits, "Say Digits.", "SayDigits(digits)"),
-            _app("SayNumber", app_saynumber, "Say Number.", "SayNumber(digits[,gender])"),
-            _app("SayAlpha", app_sayalpha, "Say Alpha.", "SayAlpha(string)"),
-            _app("SayPhonetic", app_sayphonetic, "Say Phonetic.", "SayPhonetic(string)"),
-        ]
+    apps = (
+        _app("BackGround", app_background, "Play an audio file while waiting for digits of an extension.",
+             "Background(filename[&filename2[&...]][,options[,langoverride[,context]]])",
+             "Options s (skip), n (noanswer), m (match only one-digit extensions), p (playback only)."),
+        _app("WaitExten", app_waitexten, "Waits for an extension to be entered.",
+             "WaitExten([seconds][,options])", "Options m([class]) music on hold, d([tone]) dial tone."),
+        _app("SayDigits", app_saydigits, "Say Digits.", "SayDigits(digits)"),
+        _app("SayNumber", app_saynumber, "Say Number.", "SayNumber(digits[,gender])"),
+        _app("SayAlpha", app_sayalpha, "Say Alpha.", "SayAlpha(string)"),
+        _app("SayPhonetic", app_sayphonetic, "Say Phonetic.", "SayPhonetic(string)"),
+    )
 
 
-class TimeoutModule(Module):
+class TimeoutModule(_AppModule):
     description = "Channel timeout dialplan functions"
-
-    def functions(self) -> list[Function]:
-        return [Function("TIMEOUT", _timeout_read, _timeout_write, "Channel timeout related functions.",
-                         "TIMEOUT(timeouttype)", "digit, response or absolute, in seconds.")]
-
+    funcs = (Function("TIMEOUT", _timeout_read, _timeout_write, "Channel timeout related functions.",
+                      "TIMEOUT(timeouttype)", "digit, response or absolute, in seconds."),)

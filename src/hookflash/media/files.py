@@ -149,6 +149,23 @@ def find_sound(name: str, language: str, datadir: Path | str,
     return None
 
 
+def list_sounds(directory: Path | str) -> list[str]:
+    """The sounds of a directory as extension-less paths, each once (music on hold's
+    scan: no hidden files, an extension of at least two characters), sorted by name."""
+    names: list[str] = []
+    try:
+        entries = sorted(Path(directory).iterdir())
+    except OSError:
+        return names
+    for entry in entries:
+        stem, dot, ext = entry.name.rpartition(".")
+        if entry.name.startswith(".") or not dot or len(ext) < 2 or not entry.is_file():
+            continue
+        if str(entry.with_name(stem)) not in names:
+            names.append(str(entry.with_name(stem)))
+    return names
+
+
 def sound_exists(name: str, language: str, datadir: Path | str) -> bool:
     return find_sound(name, language, datadir) is not None
 

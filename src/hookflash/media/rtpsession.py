@@ -165,6 +165,9 @@ class RtpSession(asyncio.DatagramProtocol):
         stats.bytes_in += len(data)
         relay = self.relay
         if relay is not None:
+            if (data[1] & 0x7F) == self.dtmf_pt and self.channel is not None and len(data) >= 16:
+                # bridge features (Dial's t/T) still see the digits relayed past them
+                self._on_event(data[12 + 4 * (data[0] & 0x0F):], int.from_bytes(data[4:8], "big"), self.channel)
             relay._forward(data, self)
             return
         b1 = data[1]

@@ -94,4 +94,4 @@ def number_files(num: int, language: str = "en") -> list[str]:
     return out
 
 
-__all__ = ["digit_files", "alpha_files", "phonetic_files", "number_files"]
+__all__ = ["alpha_files", "digit_files", "number_files", "phonetic_files"]

@@ -26,17 +26,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+import random
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from hookflash.channels.channel import Frame
-from hookflash.media.files import FRAME_BYTES, FRAME_SAMPLES, SoundFileError, find_sound, open_sound
+from hookflash.media.files import (FRAME_BYTES, FRAME_SAMPLES, SoundFileError, find_sound,
+                                   list_sounds, open_sound)
 
 if TYPE_CHECKING:
     from hookflash.channels.channel import Channel
+    from hookflash.conf import ConfigFile
 
 log = logging.getLogger("hookflash.media")
 
@@ -261,11 +265,183 @@ async def record(chan: "Channel", writer: FrameSink, *, max_seconds: float = 0,
     return status, elapsed
 
 
+# ---------------------------------------------------------------------- reading digits
+async def _readstring(chan: "Channel", frames: Iterable[bytes] | None, maxlen: int,
+                      to: float, fto: float, enders: str) -> tuple[str, str]:
+    """``ast_readstring``: (result, digits); result COMPLETE, EMPTY (a terminator
+    first), TIMEOUT or FAILED (hangup). The prompt stops at the first digit."""
+    digits = ""
+    digit: str | None = None
+    if frames is not None:
+        digit = await play(chan, frames, interrupt=ANY_DIGIT)
+    wait = fto
+    while True:
+        if digit is None and not chan.softhangup:
+            digit = await chan.wait_digit(wait)
+        if digit is None:
+            return ("FAILED" if chan.softhangup else "TIMEOUT"), digits
+        if digit in enders and not digits:
+            return "EMPTY", ""
+        if digit not in enders:
+            digits += digit
+        if digit in enders or len(digits) >= maxlen:
+            return "COMPLETE", digits
+        wait, digit = to, None
+
+
+async def getdata(chan: "Channel", prompts: str, maxlen: int, timeout: float, enders: str = "#",
+                  *, response: float = 10.0, digit: float = 5.0) -> tuple[str, str]:
+    """``ast_app_getdata_terminator``: play each ``&`` prompt and read digits. After a
+    prompt that is not the last, 50 ms for a first digit; after the last, ``response``
+    for the first and ``digit`` between digits, or ``timeout`` for both. A missing
+    prompt is skipped; if the last one is missing the result is FAILED."""
+    fronts = [f.strip() for f in prompts.split("&")] if prompts else [""]
+    result, digits = "FAILED", ""
+    for i, front in enumerate(fronts):
+        frames = None
+        if front:
+            found = locate(chan, front)
+            if found is None:
+                log.warning("File %s does not exist in any format", front)
+                result = "FAILED"
+                continue
+            frames = open_sound(*found)
+        if i == len(fronts) - 1:
+            fto, to = (timeout, timeout) if timeout > 0 else (response, digit)
+        else:
+            fto, to = 0.05, digit
+        result, digits = await _readstring(chan, frames, maxlen, to, fto, enders)
+        if result in ("EMPTY", "FAILED") or digits:
+            return result, digits
+    return result, digits
+
+
+async def read_with_tone(chan: "Channel", tone: Iterable[bytes], maxdigits: int, wait: float,
+                         enders: str = "#") -> tuple[str, str]:
+    """Read's ``i`` option: a tone plays (in the background) until the first digit."""
+    start_generator(chan, tone)
+    digits = ""
+    try:
+        while len(digits) < maxdigits:
+            digit = await chan.wait_digit(wait)
+            stop_generator(chan)
+            if digit is None:
+                return ("FAILED" if chan.softhangup else "TIMEOUT"), digits
+            if digit in enders:
+                return "COMPLETE", digits
+            digits += digit
+    finally:
+        stop_generator(chan)
+    return "COMPLETE", digits
+
+
+# ---------------------------------------------------------------------- indications, music on hold
+US_TONES: dict[str, str] = {  # indications.conf [us], Asterisk's sample values
+    "dial": "350+440", "busy": "480+620/500,0/500", "ring": "440+480/2000,0/4000",
+    "congestion": "480+620/250,0/250", "callwaiting": "440/300,0/10000",
+    "dialrecall": "!350+440/100,!0/100,!350+440/100,!0/100,!350+440/100,!0/100,350+440",
+    "record": "1400/500,0/15000", "info": "!950/330,!1400/330,!1800/330,0",
+    "stutter": "!350+440/100,!0/100," * 6 + "350+440",
+}
+
+
+def load_indications(conf: "ConfigFile | None") -> dict[str, str]:
+    """indications.conf: the tones of ``[general] country`` (default us) over the US ones."""
+    tones = dict(US_TONES)
+    if conf is not None:
+        country = (conf.get("general", "country", "us") or "us").lower()
+        for section in conf.sections_named(country):
+            for key, value in section.items():
+                if key.lower() not in ("description", "ringcadence", "alias"):
+                    tones[key.lower()] = value
+    return tones
+
+
+@dataclass(frozen=True, slots=True)
+class MohClass:
+    """A musiconhold.conf class: ``mode=files`` (``directory``, ``sort=alpha|random|
+    randstart``) or ``mode=playlist`` (``entry=`` lines)."""
+
+    name: str
+    mode: str = "files"
+    directory: str = "moh"
+    sort: str = ""
+    entries: tuple[str, ...] = ()
+
+    def sounds(self, datadir: Path) -> list[str]:
+        if self.mode == "playlist":
+            return list(self.entries)
+        if self.mode != "files":
+            log.warning("Music on hold mode '%s' is not supported", self.mode)
+            return []
+        names = list_sounds(Path(datadir) / self.directory)  # an absolute directory wins
+        return sorted(names, key=str.lower) if self.sort == "alpha" else names
+
+
+def load_moh_classes(conf: "ConfigFile | None") -> dict[str, MohClass]:
+    """Classes by lower-cased name; ``default`` (files in ``<astdatadir>/moh``, alpha)
+    unless the file defines it, as Asterisk's sample configuration does."""
+    classes: dict[str, MohClass] = {}
+    for name in conf.section_names() if conf is not None else []:
+        section = conf.sections_named(name)[-1] if conf is not None else None
+        if section is None or name.lower() == "general":
+            continue
+        classes[name.lower()] = MohClass(name, (section.get("mode") or "files").lower(),
+                                         section.get("directory") or "",
+                                         (section.get("sort") or "").lower(),
+                                         tuple(section.getall("entry")))
+    classes.setdefault("default", MohClass("default", sort="alpha"))
+    return classes
+
+
+def start_moh(chan: "Channel", classes: dict[str, MohClass], wanted: str) -> bool:
+    """Start music on hold: the channel's music class, else ``wanted``, else default."""
+    for name in (chan.musicclass, wanted, "default"):
+        moh = classes.get(name.lower()) if name else None
+        if moh is None:
+            continue
+        names = moh.sounds(chan.pbx.dirs.astdatadir)
+        if not names:
+            chan.pbx.verbose(3, f"Files not found in {moh.directory} for moh class:{moh.name}")
+            return False
+        chan.pbx.verbose(3, f"Started music on hold, class '{moh.name}', on channel '{chan.name}'")
+        start_generator(chan, loop_sounds(chan, names, moh.sort))
+        return True
+    return False
+
+
+def loop_sounds(chan: "Channel", names: list[str], sort: str = "") -> Iterator[bytes]:
+    """Frames of the named sounds played in a loop (music on hold): in the given order,
+    from a random one (``randstart``) or shuffled each pass (``random``). Ends if a
+    whole pass finds nothing playable."""
+    order = list(names)
+    if sort == "randstart" and order:
+        start = random.randrange(len(order))
+        order = order[start:] + order[:start]
+    while True:
+        if sort == "random":
+            random.shuffle(order)
+        played = False
+        for name in order:
+            found = locate(chan, name)
+            if found is None:
+                continue
+            try:
+                for frame in open_sound(*found):
+                    played = True
+                    yield frame
+            except SoundFileError as exc:
+                log.warning("Unable to open file '%s': %s", name, exc)
+        if not played:
+            return
+
+
 def silence_frames(seconds: float) -> Iterable[bytes]:
     """Frames of silence (for beeps' gaps, tests)."""
     return (b"\0" * FRAME_BYTES for _ in range(int(round(seconds / FRAME_SECONDS))))
 
 
-__all__ = ["play", "play_file", "locate", "record", "start_generator", "stop_generator",
-           "generator_running", "frame_is_silent", "next_events", "SoundNotFound", "ANY_DIGIT",
-           "FRAME_SAMPLES", "silence_frames"]
+__all__ = ["ANY_DIGIT", "FRAME_SAMPLES", "US_TONES", "MohClass", "SoundNotFound", "frame_is_silent",
+           "generator_running", "getdata", "load_indications", "load_moh_classes", "locate",
+           "loop_sounds", "next_events", "play", "play_file", "read_with_tone", "record",
+           "silence_frames", "start_generator", "start_moh", "stop_generator"]

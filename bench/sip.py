@@ -1,0 +1,1191 @@
+"""SIP benchmark: hookflash against sippy's B2BUA and Kamailio, on the same workloads.
+
+    .venv/bin/python bench/sip.py [--duration 30] [--quick] [--only hookflash|sippy|kamailio]
+                                  [--skip a,b,c] [--no-profile]
+
+The system under test (SUT) runs pinned to core 0; SIPp, the RTP generator and this
+script run on core 1. Only 127.0.0.1 is used. Figures only: nothing here fails on a time.
+
+(a) call rate: SIPp uac (INVITE/200/ACK/BYE, ``-d`` hold) -> SUT -> SIPp uas. The rate is
+    found by doubling then bisecting with short probes (a fresh SUT and uas per probe), and
+    the best is confirmed for ``--duration`` s. A probe passes when every call succeeded and
+    retransmissions (uac + uas) are under 0.1 % of the retransmittable messages (INVITE,
+    BYE, 200-to-INVITE: 3 per call). Also CPU ms per call of the SUT (/proc utime+stime).
+(b) relayed audio: N calls set up by a small SIP UAC in this script, each sending 20 ms
+    PCMU packets (50/s) to the SUT, which relays them to a SIPp uas with ``-rtp_echo``; the
+    echo comes back through the SUT to us. Loss and RFC 3550 jitter (kernel receive time
+    stamps) on what comes back; CPU µs per relayed packet (2 relays per round trip).
+(c) REGISTER with digest auth: SIPp (bench/sip/register_users.xml), users from a CSV,
+    highest rate with no failure.
+Profiles: ``py-spy record`` of hookflash at a fixed load for (a) and (b), top own-time.
+
+See docs/bench-sip.md for the method and the figures measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import resource
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent / "sip"
+VENV_BIN = Path(sys.executable).parent
+SUT_CPU = 0
+GEN_CPU = 1
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+RETRANS_LIMIT = 0.001  # 0.1 %
+LOSS_LIMIT = 0.001
+SYSTEMS = ("hookflash", "sippy", "kamailio")
+
+TARGETS = {"a": "300 calls/s and >= 1.2x sippy", "b": "300 relayed calls (stretch 500)",
+           "c": ">= 0.15x Kamailio's registrations/s"}
+
+
+def say(*args: object) -> None:
+    print(*args, flush=True)
+
+
+# ---------------------------------------------------------------------- processes
+_used_ports: set[int] = set()
+
+
+def free_port(pair: bool = False, low: int = 40000, high: int = 60000) -> int:
+    """A free UDP port on 127.0.0.1 outside the SUT's RTP range (10000-20000)."""
+    for _ in range(500):
+        port = random.randrange(low, high) & ~1
+        if port in _used_ports or port + 1 in _used_ports:
+            continue
+        socks = []
+        try:
+            for p in ((port, port + 1) if pair else (port,)):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        _used_ports.update((port, port + 1))
+        return port
+    raise RuntimeError("no free port")
+
+
+def udp_bound(port: int) -> bool:
+    needle = f":{port:04X} "
+    for name in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(name) as f:
+                if any(needle in line.split(None, 3)[1] + " " for line in f.readlines()[1:]):
+                    return True
+        except OSError:
+            pass
+    return False
+
+
+def tree_pids(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / CLK_TCK
+
+
+def _pin_sut() -> None:
+    os.sched_setaffinity(0, {SUT_CPU})
+    os.setpgrp()
+
+
+def _pin_gen() -> None:
+    os.sched_setaffinity(0, {GEN_CPU})
+    os.setpgrp()
+
+
+class Proc:
+    """A child process in its own process group; ``stop`` ends the group."""
+
+    def __init__(self, argv: list[str], log: Path, sut: bool, cwd: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.argv, self.log = argv, log
+        self.proc = subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=cwd, env=env,
+                                     preexec_fn=_pin_sut if sut else _pin_gen)
+        self.pid = self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def cpu(self) -> float:
+        return cpu_seconds(tree_pids(self.pid))
+
+    def stop(self, grace: float = 3.0) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(5)
+        else:  # the leader is gone; make sure no child of its group is left
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def tail(self, n: int = 15) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+_live: list[Proc] = []
+
+
+def start(argv: list[str], log: Path, sut: bool, **kw: object) -> Proc:
+    p = Proc(argv, log, sut, **kw)  # type: ignore[arg-type]
+    _live.append(p)
+    return p
+
+
+def stop(p: Proc | None, grace: float = 3.0) -> None:
+    if p is not None:
+        p.stop(grace)
+        if p in _live:
+            _live.remove(p)
+
+
+def stop_all() -> None:
+    for p in list(_live):
+        stop(p, 1.0)
+
+
+def wait_port(port: int, proc: Proc, timeout: float = 15.0) -> None:
+    deadline = time.time() + timeout
+    while not udp_bound(port):
+        if not proc.alive():
+            raise RuntimeError(f"{proc.argv[0]} exited (rc={proc.proc.returncode}):\n{proc.tail()}")
+        if time.time() > deadline:
+            raise RuntimeError(f"{proc.argv[0]} did not bind UDP {port}:\n{proc.tail()}")
+        time.sleep(0.03)
+
+
+# ---------------------------------------------------------------------- systems under test
+class Sut:
+    name = "?"
+    media = False  # relays RTP in (b)
+    registrar = False  # does (c)
+
+    def __init__(self, work: Path, verbose: int = 0) -> None:
+        self.work = work
+        self.verbose = verbose
+        self.proc: Proc | None = None
+        self.port = 0
+
+    def available(self) -> str | None:
+        """None, or why this system cannot run."""
+        return None
+
+    def start_proxy(self, uas_port: int) -> None:
+        raise NotImplementedError
+
+    def start_registrar(self, users: list[tuple[str, str]]) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        stop(self.proc)
+        self.proc = None
+
+    def cpu(self) -> float:
+        return self.proc.cpu() if self.proc else 0.0
+
+    def problems(self) -> str:
+        return ""
+
+
+class Hookflash(Sut):
+    name = "hookflash"
+    media = True
+    registrar = True
+    runs = 0
+
+    def available(self) -> str | None:
+        return None if (VENV_BIN / "hookflash").exists() else f"{VENV_BIN / 'hookflash'} is missing"
+
+    def _start(self, sip_conf: str, extensions: str) -> None:
+        Hookflash.runs += 1
+        d = self.work / f"hookflash{Hookflash.runs}"
+        d.mkdir(parents=True)
+        (d / "sip.conf").write_text(sip_conf)
+        (d / "extensions.conf").write_text(extensions)
+        (d / "rtp.conf").write_text("[general]\nrtpstart=10000\nrtpend=20000\n")
+        (d / "asterisk.conf").write_text(
+            "[directories]\nastdbdir=db\nastspooldir=spool\nastlogdir=log\nastrundir=run\n"
+            f"astvarlibdir=lib\n[options]\nverbose={self.verbose}\n")
+        self.dir = d
+        self.log = d / "hookflash.log"
+        self.proc = start([str(VENV_BIN / "hookflash"), "--config", str(d), "-f", "--socket", str(d / "ctl")],
+                          self.log, sut=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        wait_port(self.port, self.proc, 30)
+        deadline = time.time() + 20
+        while not (d / "ctl").exists() and time.time() < deadline:
+            time.sleep(0.05)
+
+    def general(self) -> str:
+        self.port = free_port()
+        return (f"[general]\nbindaddr=127.0.0.1\nbindport={self.port}\ncontext=bench\n"
+                "allowguest=yes\nalwaysauthreject=yes\ndisallow=all\nallow=ulaw\n")
+
+    def start_proxy(self, uas_port: int) -> None:
+        # SIP/exten@host:port (a host that is not a peer); SIP/peer/exten with a
+        # [uas] type=peer would work too (src/hookflash/sip/module.py).
+        dialplan = ("[bench]\n"
+                    f"exten => _X.,1,Dial(SIP/${{EXTEN}}@127.0.0.1:{uas_port})\n"
+                    " same => n,Hangup()\n")
+        self._start(self.general(), dialplan)
+
+    def start_registrar(self, users: list[tuple[str, str]]) -> None:
+        conf = self.general() + "\n[phone](!)\ntype=friend\nhost=dynamic\ncontext=bench\n"
+        conf += "".join(f"\n[{u}](phone)\nsecret={p}\n" for u, p in users)
+        self._start(conf, "[bench]\nexten => _X.,1,Hangup()\n")
+
+    def rx(self, command: str) -> str:
+        try:
+            return subprocess.run([str(VENV_BIN / "hookflash"), "--socket", str(self.dir / "ctl"), "-rx", command],
+                                  capture_output=True, text=True, timeout=20).stdout
+        except (subprocess.TimeoutExpired, OSError) as exc:
+            return f"({exc})"
+
+    def problems(self) -> str:
+        if self.proc is None:
+            return ""
+        lines = self.log.read_text(errors="replace").splitlines()
+        bad = [ln for ln in lines if re.search(r"ERROR|WARNING|Traceback|Exception", ln)]
+        if not bad:
+            return ""
+        kinds = Counter(re.sub(r"^\[[^\]]*\] ", "", re.sub(r"[0-9a-f]{8}\b|\d+", "#", ln))[:140] for ln in bad)
+        return "; ".join(f"{n}x {k}" for k, n in kinds.most_common(4))
+
+
+class Sippy(Sut):
+    name = "sippy"
+
+    def available(self) -> str | None:
+        if not (VENV_BIN / "b2bua_simple").exists():
+            return "b2bua_simple not found (.venv/bin/pip install sippy)"
+        return None
+
+    def start_proxy(self, uas_port: int) -> None:
+        self.port = free_port()
+        self.log = self.work / f"sippy-{self.port}.log"
+        self.proc = start([str(VENV_BIN / "b2bua_simple"), "-f", "-l", "127.0.0.1", "-p", str(self.port),
+                           "-n", f"127.0.0.1:{uas_port}", "-L", str(self.log)], self.log, sut=True)
+        wait_port(self.port, self.proc)
+
+
+class Kamailio(Sut):
+    name = "kamailio"
+    registrar = True
+    children = 2
+
+    def available(self) -> str | None:
+        if shutil.which("kamailio") is None:
+            return "kamailio is not installed (apt-get install -y kamailio)"
+        return None
+
+    def _start(self, template: str, **fill: str) -> None:
+        self.port = free_port()
+        text = (HERE / template).read_text()
+        fill = dict(fill, PORT=str(self.port), CHILDREN=str(self.children))
+        for key, value in fill.items():
+            text = text.replace(f"@{key}@", value)
+        cfg = self.work / f"kamailio-{self.port}.cfg"
+        cfg.write_text(text)
+        rundir = self.work / f"kamrun-{self.port}"
+        rundir.mkdir()
+        self.log = self.work / f"kamailio-{self.port}.log"
+        self.proc = start(["kamailio", "-f", str(cfg), "-DD", "-E", "-Y", str(rundir), "-m", "256", "-M", "16"],
+                          self.log, sut=True)
+        wait_port(self.port, self.proc)
+        time.sleep(0.3)  # children start after the bind
+
+    def start_proxy(self, uas_port: int) -> None:
+        self._start("kamailio-proxy.cfg", UAS_PORT=str(uas_port))
+
+    def start_registrar(self, users: list[tuple[str, str]]) -> None:
+        lines = "\n".join(f'    $sht(users=>{u}) = "{p}";' for u, p in users)
+        self._start("kamailio-registrar.cfg", USERS=lines)
+
+
+# ---------------------------------------------------------------------- SIPp
+def read_stf(path: Path) -> dict[str, str]:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return {}
+    if len(lines) < 2:
+        return {}
+    head, last = lines[0].split(";"), lines[-1].split(";")
+    return dict(zip(head, last))
+
+
+def stat(d: dict[str, str], key: str) -> int:
+    try:
+        return int(d.get(key, "0") or 0)
+    except ValueError:
+        return 0
+
+
+def sipp_argv(*args: str) -> list[str]:
+    return ["sipp", *args, "-nostdin", "-i", "127.0.0.1", "-trace_stat", "-fd", "1"]
+
+
+@dataclass
+class Probe:
+    rate: float
+    calls: int
+    ok: int = 0
+    failed: int = 0
+    retrans: int = 0
+    elapsed: float = 0.0
+    cpu: float = 0.0
+    note: str = ""
+    passed: bool = False
+
+    def ratio(self, per_call: int) -> float:
+        return self.retrans / max(1, self.calls * per_call)
+
+    def line(self, per_call: int) -> str:
+        ms = 1000 * self.cpu / self.ok if self.ok else float("nan")
+        verdict = "pass" if self.passed else "FAIL"
+        return (f"{self.rate:7.0f}/s x {self.elapsed:5.1f}s: {self.ok:6d} ok {self.failed:5d} failed, "
+                f"retrans {self.retrans} ({100 * self.ratio(per_call):.3f} %), "
+                f"{ms:6.2f} ms CPU/call [{verdict}]{' ' + self.note if self.note else ''}")
+
+
+def run_calls(sut: Sut, work: Path, rate: float, seconds: float, hold_ms: int) -> Probe:
+    """One call-rate probe with a fresh uas and a fresh SUT."""
+    calls = max(1, int(rate * seconds))
+    pr = Probe(rate, calls)
+    uas_port, uas_media = free_port(), free_port(pair=True)
+    tag = f"{sut.name}-{int(rate)}-{uas_port}"
+    uas_stf, uac_stf = work / f"uas-{tag}.csv", work / f"uac-{tag}.csv"
+    uas = start(sipp_argv("-sn", "uas", "-p", str(uas_port), "-mp", str(uas_media), "-stf", str(uas_stf),
+                          "-recv_timeout", "20000"), work / f"uas-{tag}.out", sut=False, cwd=work)
+    uac = None
+    try:
+        wait_port(uas_port, uas)
+        try:
+            sut.start_proxy(uas_port)
+        except RuntimeError as exc:
+            pr.note = f"SUT did not start: {exc}"
+            return pr
+        uac_port = free_port()
+        limit = str(max(1000, int(rate * (hold_ms / 1000 + 8) * 2)))
+        cpu0 = sut.cpu()
+        t0 = time.time()
+        uac = start(sipp_argv(f"127.0.0.1:{sut.port}", "-sn", "uac", "-s", "1000", "-p", str(uac_port),
+                              "-mp", str(free_port(pair=True)), "-r", f"{rate:g}", "-m", str(calls),
+                              "-d", str(hold_ms), "-l", limit, "-recv_timeout", "8000",
+                              "-timeout", f"{int(seconds + hold_ms / 1000 + 25)}s", "-stf", str(uac_stf)),
+                    work / f"uac-{tag}.out", sut=False, cwd=work)
+        try:
+            uac.proc.wait(seconds + hold_ms / 1000 + 40)
+        except subprocess.TimeoutExpired:
+            pr.note = "uac did not finish"
+        pr.elapsed = time.time() - t0
+        pr.cpu = sut.cpu() - cpu0
+        time.sleep(1.1)  # the uas writes its stats every second
+        a, b = read_stf(uac_stf), read_stf(uas_stf)
+        pr.ok = stat(a, "SuccessfulCall(C)")
+        pr.failed = stat(a, "FailedCall(C)") + (calls - stat(a, "OutgoingCall(C)"))
+        pr.retrans = stat(a, "Retransmissions(C)") + stat(b, "Retransmissions(C)")
+        expected = seconds + hold_ms / 1000 + 3
+        if pr.elapsed > expected * 1.5 and not pr.note:
+            pr.note = f"took {pr.elapsed:.0f}s for a {seconds:.0f}s run"
+        pr.passed = (pr.failed == 0 and pr.ok == calls and pr.ratio(3) < RETRANS_LIMIT
+                     and pr.elapsed <= expected * 1.5)
+        if not pr.passed:
+            probs = sut.problems()
+            if probs:
+                pr.note += (" | SUT log: " + probs)
+        return pr
+    finally:
+        stop(uac)
+        stop(uas)
+        sut.stop()
+
+
+def run_registers(sut: Sut, work: Path, rate: float, seconds: float, users: list[tuple[str, str]]) -> Probe:
+    calls = max(1, int(rate * seconds))
+    pr = Probe(rate, calls)
+    csv = work / "users.csv"
+    if not csv.exists():
+        csv.write_text("SEQUENTIAL\n" + "".join(f"{u};{p}\n" for u, p in users))
+    try:
+        sut.start_registrar(users)
+    except RuntimeError as exc:
+        pr.note = f"SUT did not start: {exc}"
+        return pr
+    tag = f"{sut.name}-reg-{int(rate)}-{sut.port}"
+    stf = work / f"reg-{tag}.csv"
+    uac = None
+    try:
+        cpu0 = sut.cpu()
+        t0 = time.time()
+        uac = start(sipp_argv(f"127.0.0.1:{sut.port}", "-sf", str(HERE / "register_users.xml"),
+                              "-inf", str(csv), "-p", str(free_port()), "-r", f"{rate:g}", "-m", str(calls),
+                              "-l", str(max(1000, int(rate * 10))), "-recv_timeout", "8000",
+                              "-timeout", f"{int(seconds + 25)}s", "-stf", str(stf)),
+                    work / f"reg-{tag}.out", sut=False, cwd=work)
+        try:
+            uac.proc.wait(seconds + 40)
+        except subprocess.TimeoutExpired:
+            pr.note = "sipp did not finish"
+        pr.elapsed = time.time() - t0
+        pr.cpu = sut.cpu() - cpu0
+        a = read_stf(stf)
+        pr.ok = stat(a, "SuccessfulCall(C)")
+        pr.failed = stat(a, "FailedCall(C)") + (calls - stat(a, "OutgoingCall(C)"))
+        pr.retrans = stat(a, "Retransmissions(C)")
+        expected = seconds + 3
+        if pr.elapsed > expected * 1.5 and not pr.note:
+            pr.note = f"took {pr.elapsed:.0f}s for a {seconds:.0f}s run"
+        pr.passed = pr.failed == 0 and pr.ok == calls and pr.ratio(2) < RETRANS_LIMIT and pr.elapsed <= expected * 1.5
+        if pr.passed and isinstance(sut, Hookflash):
+            peers = sut.rx("sip show peers")
+            m = re.search(r"(\d+) sip peers \[Monitored: \d+ online, \d+ offline Unmonitored: (\d+) online", peers)
+            if m:
+                pr.note = f"sip show peers: {m.group(2)} of {m.group(1)} registered"
+        if not pr.passed:
+            probs = sut.problems()
+            if probs:
+                pr.note += (" | SUT log: " + probs)
+        return pr
+    finally:
+        stop(uac)
+        sut.stop()
+
+
+def search(probe: Callable[[float, float], Probe], per_call: int, start_rate: float, cap: float,
+           probe_s: float, duration: float, bisect_steps: int, label: str) -> tuple[Probe | None, list[Probe]]:
+    """Double from start_rate until a probe fails (or cap), bisect, confirm for ``duration``."""
+    history: list[Probe] = []
+
+    def run(rate: float, seconds: float) -> Probe:
+        pr = probe(rate, seconds)
+        history.append(pr)
+        say(f"    {label} probe {pr.line(per_call)}")
+        return pr
+
+    good, bad = 0.0, None
+    rate = start_rate
+    while rate <= cap:
+        if run(rate, probe_s).passed:
+            good = rate
+            rate *= 2
+        else:
+            bad = rate
+            break
+    if good and good * 2 > cap and bad is None and good < cap:
+        if run(cap, probe_s).passed:
+            good = cap
+        else:
+            bad = cap
+    if not good:
+        lo = start_rate / 4
+        if run(lo, probe_s).passed:
+            good, bad = lo, start_rate
+        else:
+            return None, history
+    if bad is not None:
+        for _ in range(bisect_steps):
+            mid = round((good + bad) / 2 / 10) * 10 or (good + bad) / 2
+            if mid <= good or mid >= bad:
+                break
+            if run(mid, probe_s).passed:
+                good = mid
+            else:
+                bad = mid
+    # confirm for the full duration; step down 10 % (at most 3 times) if it does not hold
+    rate = good
+    for _ in range(4):
+        pr = run(rate, duration)
+        if pr.passed:
+            return pr, history
+        rate = round(rate * 0.9 / 5) * 5 or rate * 0.9
+    return None, history
+
+
+# ---------------------------------------------------------------------- (b) SIP UAC + RTP
+_HDR = struct.Struct("!BBHII")
+_TAG = struct.Struct("!II")
+PAYLOAD_PAD = b"\xff" * (160 - _TAG.size)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+
+
+def _hdr(msg: str, name: str) -> str:
+    m = re.search(rf"^{name}\s*:\s*(.*)$", msg, re.M | re.I)
+    return m.group(1).strip() if m else ""
+
+
+@dataclass
+class Leg:
+    idx: int
+    call_id: str
+    tag: str
+    branch: str
+    invite: bytes = b""
+    state: str = "new"  # new, trying, up, failed, bye, done
+    sent_at: float = 0.0
+    next_retx: float = 0.0
+    retx: int = 0
+    to_hdr: str = ""
+    contact: str = ""
+    media: tuple[str, int] | None = None
+    bye: bytes = b""
+    # RTP stats
+    ssrc: int = 0
+    sent: int = 0
+    got: int = 0
+    jitter: float = 0.0
+    last_transit: float | None = None
+    max_seq_seen: int = -1
+
+
+@dataclass
+class MediaResult:
+    calls: int
+    established: int = 0
+    sent: int = 0
+    received: int = 0
+    jitter_p99_ms: float = 0.0
+    jitter_mean_ms: float = 0.0
+    cpu: float = 0.0
+    seconds: float = 0.0
+    late_ticks: int = 0
+    note: str = ""
+    passed: bool = False
+
+    @property
+    def loss(self) -> float:
+        return 1 - self.received / self.sent if self.sent else 1.0
+
+    def line(self) -> str:
+        relayed = self.sent + self.received
+        us = 1e6 * self.cpu / relayed if relayed else float("nan")
+        verdict = "pass" if self.passed else "FAIL"
+        return (f"{self.calls:5d} calls ({self.established} up), {self.seconds:4.1f}s: sent {self.sent} got "
+                f"{self.received} loss {100 * self.loss:.3f} %, jitter p99 {self.jitter_p99_ms:.2f} ms "
+                f"(mean {self.jitter_mean_ms:.2f}), {us:.1f} µs CPU/relayed packet [{verdict}]"
+                f"{' ' + self.note if self.note else ''}")
+
+
+class MediaLoad:
+    """N calls through the SUT: SIP signalling and RTP over two sockets of our own."""
+
+    def __init__(self, sut_port: int, n: int, setup_rate: float = 100.0) -> None:
+        self.sut = ("127.0.0.1", sut_port)
+        self.n = n
+        self.setup_rate = setup_rate
+        self.sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sip.bind(("127.0.0.1", 0))
+        self.sip.setblocking(False)
+        self.sip_port = self.sip.getsockname()[1]
+        self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rtp.bind(("127.0.0.1", 0))
+        self.rtp.setblocking(False)
+        for opt in (getattr(socket, "SO_RCVBUFFORCE", 33), socket.SO_RCVBUF):
+            try:
+                self.rtp.setsockopt(socket.SOL_SOCKET, opt, 8 << 20)
+                break
+            except OSError:
+                continue
+        try:
+            self.rtp.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_SNDBUFFORCE", 32), 8 << 20)
+        except OSError:
+            pass
+        self.rtp.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.rtp_port = self.rtp.getsockname()[1]
+        self.legs: list[Leg] = []
+        self.by_callid: dict[str, Leg] = {}
+        self.jitters: list[float] = []
+        self.measuring = False
+        self.stray_requests = 0
+        self.dropped = 0
+
+    def close(self) -> None:
+        self.sip.close()
+        self.rtp.close()
+
+    # ---- SIP
+    def _from(self, leg: Leg) -> str:
+        return f"<sip:bench@127.0.0.1:{self.sip_port}>;tag={leg.tag}"
+
+    def _invite(self, leg: Leg) -> bytes:
+        sdp = (f"v=0\r\no=- {leg.idx + 1} 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+               f"m=audio {self.rtp_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n")
+        uri = f"sip:{1000 + leg.idx}@127.0.0.1:{self.sut[1]}"
+        return (f"INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{self.sip_port};branch={leg.branch};rport\r\n"
+                f"Max-Forwards: 70\r\nFrom: {self._from(leg)}\r\nTo: <{uri}>\r\nCall-ID: {leg.call_id}\r\n"
+                f"CSeq: 1 INVITE\r\nContact: <sip:bench@127.0.0.1:{self.sip_port}>\r\n"
+                f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}").encode()
+
+    def _in_dialog(self, leg: Leg, method: str, cseq: int) -> bytes:
+        branch = f"z9hG4bK{random.getrandbits(48):x}"
+        return (f"{method} {leg.contact} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{self.sip_port};branch={branch};rport\r\n"
+                f"Max-Forwards: 70\r\nFrom: {self._from(leg)}\r\nTo: {leg.to_hdr}\r\nCall-ID: {leg.call_id}\r\n"
+                f"CSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n").encode()
+
+    def _answer_request(self, msg: str) -> None:
+        self.stray_requests += 1
+        method = msg.split(" ", 1)[0]
+        vias = re.findall(r"^Via\s*:.*$", msg, re.M | re.I)
+        to = _hdr(msg, "To")
+        if ";tag=" not in to:
+            to += ";tag=bench"
+        resp = ("SIP/2.0 200 OK\r\n" + "\r\n".join(v.strip() for v in vias) +
+                f"\r\nFrom: {_hdr(msg, 'From')}\r\nTo: {to}\r\nCall-ID: {_hdr(msg, 'Call-ID')}\r\n"
+                f"CSeq: {_hdr(msg, 'CSeq')}\r\nContent-Length: 0\r\n\r\n")
+        if method != "ACK":
+            self.sip.sendto(resp.encode(), self.sut)
+        if method == "BYE":
+            leg = self.by_callid.get(_hdr(msg, "Call-ID"))
+            if leg is not None and leg.state == "up":
+                leg.state = "done"
+                self.dropped += 1
+
+    def _on_sip(self, data: bytes) -> None:
+        msg = data.decode(errors="replace")
+        if not msg.startswith("SIP/2.0"):
+            self._answer_request(msg)
+            return
+        leg = self.by_callid.get(_hdr(msg, "Call-ID"))
+        if leg is None:
+            return
+        status = int(msg[8:11])
+        method = _hdr(msg, "CSeq").split()[-1].upper()
+        if method == "INVITE":
+            if status < 200:
+                if leg.state == "new":
+                    leg.state = "trying"
+                return
+            if status >= 300:
+                leg.state = "failed"
+                ack = (f"ACK sip:{1000 + leg.idx}@127.0.0.1:{self.sut[1]} SIP/2.0\r\n"
+                       f"Via: SIP/2.0/UDP 127.0.0.1:{self.sip_port};branch={leg.branch};rport\r\nMax-Forwards: 70\r\n"
+                       f"From: {self._from(leg)}\r\nTo: {_hdr(msg, 'To')}\r\nCall-ID: {leg.call_id}\r\n"
+                       f"CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n")
+                self.sip.sendto(ack.encode(), self.sut)
+                return
+            if not leg.to_hdr:
+                leg.to_hdr = _hdr(msg, "To")
+                m = re.search(r"<([^>]+)>", _hdr(msg, "Contact"))
+                leg.contact = m.group(1) if m else f"sip:127.0.0.1:{self.sut[1]}"
+                body = msg.split("\r\n\r\n", 1)[-1]
+                mc = re.search(r"^c=IN IP4 (\S+)", body, re.M)
+                mm = re.search(r"^m=audio (\d+)", body, re.M)
+                if mm:
+                    leg.media = (mc.group(1) if mc else "127.0.0.1", int(mm.group(1)))
+                if leg.state in ("new", "trying"):
+                    leg.state = "up" if leg.media else "failed"
+            self.sip.sendto(self._in_dialog(leg, "ACK", 1), self.sut)
+        elif method == "BYE" and status >= 200:
+            leg.state = "done"
+
+    def _pump_sip(self) -> None:
+        while True:
+            try:
+                data = self.sip.recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            self._on_sip(data)
+
+    def setup(self, timeout: float = 30.0) -> int:
+        t0 = time.monotonic()
+        interval = 1.0 / self.setup_rate
+        for i in range(self.n):
+            leg = Leg(i, f"bench-{os.getpid()}-{i}-{random.getrandbits(32):x}", f"{random.getrandbits(32):x}",
+                      f"z9hG4bK{random.getrandbits(48):x}", ssrc=random.getrandbits(32))
+            leg.invite = self._invite(leg)
+            self.legs.append(leg)
+            self.by_callid[leg.call_id] = leg
+        pending = list(self.legs)
+        next_send = t0
+        deadline = t0 + self.n / self.setup_rate + timeout
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            while pending and now >= next_send:
+                leg = pending.pop(0)
+                self.sip.sendto(leg.invite, self.sut)
+                leg.sent_at, leg.next_retx = now, now + 0.5
+                next_send += interval
+            for leg in self.legs:
+                if leg.state == "new" and leg.sent_at and now >= leg.next_retx and leg.retx < 6:
+                    leg.retx += 1
+                    self.sip.sendto(leg.invite, self.sut)
+                    leg.next_retx = now + 0.5 * (2 ** leg.retx)
+            self._pump_sip()
+            if not pending and all(leg.state in ("up", "failed") for leg in self.legs):
+                break
+            select.select([self.sip], [], [], 0.005)
+        return sum(1 for leg in self.legs if leg.state == "up")
+
+    def teardown(self, timeout: float = 10.0) -> None:
+        up = [leg for leg in self.legs if leg.state in ("up", "trying", "new") and leg.to_hdr]
+        for i, leg in enumerate(up):
+            leg.bye = self._in_dialog(leg, "BYE", 2)
+            leg.state = "bye"
+            self.sip.sendto(leg.bye, self.sut)
+            if i % 50 == 49:
+                self._pump_sip()
+                time.sleep(0.01)
+        deadline = time.monotonic() + timeout
+        last = time.monotonic()
+        while time.monotonic() < deadline and any(leg.state == "bye" for leg in up):
+            self._pump_sip()
+            if time.monotonic() - last > 1.0:
+                last = time.monotonic()
+                for leg in up:
+                    if leg.state == "bye":
+                        self.sip.sendto(leg.bye, self.sut)
+            select.select([self.sip], [], [], 0.02)
+
+    # ---- RTP
+    def _drain_rtp(self) -> None:
+        rtp = self.rtp
+        legs = self.legs
+        measuring = self.measuring
+        jitters = self.jitters
+        anc = socket.CMSG_SPACE(16)
+        while True:
+            try:
+                data, ancdata, _flags, _addr = rtp.recvmsg(2048, anc)
+            except (BlockingIOError, InterruptedError):
+                return
+            if len(data) < 12 + _TAG.size:
+                continue
+            arrival = None
+            for level, kind, cdata in ancdata:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(cdata) >= 16:
+                    sec, nsec = struct.unpack("qq", cdata[:16])
+                    arrival = sec + nsec * 1e-9
+            if arrival is None:
+                arrival = time.time()
+            idx, seq = _TAG.unpack_from(data, 12)
+            if idx >= len(legs):
+                continue
+            leg = legs[idx]
+            ts = int.from_bytes(data[4:8], "big")
+            transit = arrival * 8000 - ts
+            if leg.last_transit is not None:
+                d = transit - leg.last_transit
+                d = -d if d < 0 else d
+                if d > 4e9:  # timestamp wrap
+                    d = 0
+                leg.jitter += (d - leg.jitter) / 16.0
+            leg.last_transit = transit
+            if measuring and seq >= leg.max_seq_seen:  # tagged packets of the window only
+                leg.got += 1
+                jitters.append(leg.jitter)
+
+    def stream(self, warmup: float, seconds: float, drain: float = 1.0) -> tuple[int, int, float, int]:
+        """Send 50 packets/s per call (calls staggered over the 20 ms), measure over ``seconds``."""
+        up = [leg for leg in self.legs if leg.state == "up" and leg.media]
+        slots: list[list[Leg]] = [[] for _ in range(20)]
+        for i, leg in enumerate(up):
+            slots[i % 20].append(leg)
+        seq = 0
+        t0 = time.monotonic()
+        t_measure = t0 + warmup
+        t_end = t_measure + seconds
+        late = 0
+        tick = 0
+        sendto = self.rtp.sendto
+        pack_hdr, pack_tag = _HDR.pack, _TAG.pack
+        first_seq: int | None = None
+        while True:
+            due = t0 + tick * 0.001
+            now = time.monotonic()
+            if now >= t_end:
+                break
+            if now < due:
+                r, _, _ = select.select([self.rtp, self.sip], [], [], due - now)
+                if self.sip in r:
+                    self._pump_sip()
+                self._drain_rtp()
+                continue
+            if now - due > 0.02:
+                late += 1
+            slot = tick % 20
+            seq = tick // 20
+            if first_seq is None and due >= t_measure:
+                first_seq = seq
+                self.measuring = True
+                for leg in up:
+                    leg.max_seq_seen = seq  # only count packets sent in the window
+            ts = (seq * 160) & 0xFFFFFFFF
+            for leg in slots[slot]:
+                pkt = pack_hdr(0x80, 0, seq & 0xFFFF, ts, leg.ssrc) + pack_tag(leg.idx, seq) + PAYLOAD_PAD
+                try:
+                    sendto(pkt, leg.media)
+                except (BlockingIOError, OSError):
+                    continue
+                if self.measuring:
+                    leg.sent += 1
+            tick += 1
+            if tick % 5 == 0:
+                self._drain_rtp()
+        # stop sending; let the last packets come back
+        end = time.monotonic() + drain
+        while time.monotonic() < end:
+            select.select([self.rtp], [], [], 0.01)
+            self._drain_rtp()
+        self.measuring = False
+        sent = sum(leg.sent for leg in up)
+        got = sum(leg.got for leg in up)
+        return sent, got, time.monotonic() - t0 - drain, late
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def run_media(sut: Sut, work: Path, n: int, seconds: float, setup_rate: float = 100.0) -> MediaResult:
+    res = MediaResult(n)
+    uas_port, uas_media = free_port(), free_port(pair=True)
+    tag = f"{sut.name}-media-{n}-{uas_port}"
+    uas = start(sipp_argv("-sn", "uas", "-p", str(uas_port), "-mp", str(uas_media), "-rtp_echo",
+                          "-stf", str(work / f"uas-{tag}.csv")), work / f"uas-{tag}.out", sut=False, cwd=work)
+    load = None
+    try:
+        wait_port(uas_port, uas)
+        try:
+            sut.start_proxy(uas_port)
+        except RuntimeError as exc:
+            res.note = f"SUT did not start: {exc}"
+            return res
+        load = MediaLoad(sut.port, n, setup_rate)
+        res.established = load.setup()
+        if res.established < n:
+            states = Counter(leg.state for leg in load.legs)
+            res.note = f"only {res.established} of {n} calls set up ({dict(states)})"
+        warmup = 1.0
+        # CPU over the measuring window only: sample around stream() and subtract the warm-up share
+        cpu0 = sut.cpu()
+        sent, got, elapsed, late = load.stream(warmup, seconds)
+        cpu1 = sut.cpu()
+        res.cpu = (cpu1 - cpu0) * seconds / max(elapsed, seconds)
+        res.sent, res.received, res.seconds, res.late_ticks = sent, got, seconds, late
+        res.jitter_p99_ms = percentile(load.jitters, 0.99) / 8.0
+        res.jitter_mean_ms = (sum(load.jitters) / len(load.jitters) / 8.0) if load.jitters else float("nan")
+        if load.dropped:
+            res.note += f" {load.dropped} calls hung up by the SUT"
+        if late > seconds * 1000 * 0.02:
+            res.note += f" generator late on {late} ticks (load generator saturated?)"
+        res.passed = (res.established == n and res.sent > 0 and res.loss < LOSS_LIMIT and not load.dropped)
+        load.teardown()
+        if not res.passed:
+            probs = sut.problems()
+            if probs:
+                res.note += " | SUT log: " + probs
+        return res
+    finally:
+        if load is not None:
+            load.close()
+        stop(uas)
+        sut.stop()
+
+
+def media_search(sut: Sut, work: Path, probe_s: float, duration: float, steps: list[int]) -> tuple[MediaResult | None, list[MediaResult]]:
+    history: list[MediaResult] = []
+
+    def run(n: int, seconds: float) -> MediaResult:
+        r = run_media(sut, work, n, seconds)
+        history.append(r)
+        say(f"    (b) probe {r.line()}")
+        return r
+
+    good, bad = 0, None
+    for n in steps:
+        if run(n, probe_s).passed:
+            good = n
+        else:
+            bad = n
+            break
+    if good and bad is not None:
+        mid = (good + bad) // 2 // 10 * 10
+        if good < mid < bad and run(mid, probe_s).passed:
+            good = mid
+    if not good:
+        return None, history
+    n = good
+    for _ in range(3):
+        r = run(n, duration)
+        if r.passed:
+            return r, history
+        n = int(n * 0.85) // 10 * 10 or n // 2
+        if n <= 0:
+            break
+    return None, history
+
+
+# ---------------------------------------------------------------------- profiles
+def own_time(raw: Path, top: int = 15) -> list[tuple[float, str]]:
+    """py-spy ``--format raw`` (collapsed stacks) -> (% of samples, leaf frame)."""
+    own: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        leaf = stack.rsplit(";", 1)[-1]
+        own[leaf] += n
+    return [(100 * n / max(1, total), leaf) for leaf, n in own.most_common(top)]
+
+
+def profile(sut: Hookflash, work: Path, kind: str, load: float, seconds: float, hold_ms: int) -> list[str]:
+    pyspy = VENV_BIN / "py-spy"
+    if not pyspy.exists():
+        return ["py-spy is not installed (.venv/bin/pip install py-spy)"]
+    uas_port, uas_media = free_port(), free_port(pair=True)
+    uas = start(sipp_argv("-sn", "uas", "-p", str(uas_port), "-mp", str(uas_media), "-rtp_echo",
+                          "-stf", str(work / f"uas-prof-{kind}.csv")), work / f"uas-prof-{kind}.out", sut=False, cwd=work)
+    uac = spy = None
+    media = None
+    raw = work / f"profile-{kind}.txt"
+    out: list[str] = []
+    try:
+        wait_port(uas_port, uas)
+        sut.start_proxy(uas_port)
+        assert sut.proc is not None
+        spy_argv = [str(pyspy), "record", "--pid", str(sut.proc.pid), "--duration", str(int(seconds)),
+                    "--format", "raw", "--output", str(raw), "--rate", "200", "--nonblocking"]
+        if kind == "a":
+            uac = start(sipp_argv(f"127.0.0.1:{sut.port}", "-sn", "uac", "-s", "1000", "-p", str(free_port()),
+                                  "-mp", str(free_port(pair=True)), "-r", f"{load:g}", "-d", str(hold_ms),
+                                  "-m", str(int(load * (seconds + 4))), "-recv_timeout", "8000",
+                                  "-timeout", f"{int(seconds + 20)}s", "-stf", str(work / "uac-prof.csv")),
+                        work / "uac-prof.out", sut=False, cwd=work)
+            time.sleep(2)
+            spy = start(spy_argv, work / "py-spy-a.out", sut=False)
+            spy.proc.wait(seconds + 30)
+            cpu_note = ""
+        else:
+            media = MediaLoad(sut.port, int(load))
+            up = media.setup()
+            spy = start(spy_argv, work / "py-spy-b.out", sut=False)
+            sent, got, _, _ = media.stream(0.5, seconds)
+            spy.proc.wait(30)
+            cpu_note = f" ({up} calls up, loss {100 * (1 - got / sent) if sent else 100:.2f} %)"
+            media.teardown(3)
+        if not raw.exists():
+            return [f"py-spy produced nothing: {spy.tail(5) if spy else ''}"]
+        out.append(f"  profile ({kind}) at {load:g} {'calls/s' if kind == 'a' else 'relayed calls'}, "
+                   f"{seconds:g} s, own time (leaf frame) as % of samples{cpu_note}:")
+        for pct, leaf in own_time(raw):
+            out.append(f"    {pct:5.1f} %  {leaf}")
+        return out
+    except Exception as exc:  # a profile is a bonus: report, do not abort the benchmark
+        return [f"  profile ({kind}) failed: {exc!r}"]
+    finally:
+        if media is not None:
+            media.close()
+        stop(spy)
+        stop(uac)
+        stop(uas)
+        sut.stop()
+
+
+# ---------------------------------------------------------------------- main
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=30.0, help="confirmation run length in s (default 30)")
+    parser.add_argument("--quick", action="store_true", help="5 s confirmation runs, 2 s probes, short profiles")
+    parser.add_argument("--only", choices=SYSTEMS, action="append", help="run only this system (repeatable)")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: a,b,c,profile")
+    parser.add_argument("--no-profile", action="store_true", help="same as --skip profile")
+    parser.add_argument("--hold", type=int, default=1000, help="call hold time in ms for (a) (default 1000)")
+    parser.add_argument("--users", type=int, default=1000, help="users for (c) (default 1000)")
+    parser.add_argument("--verbose", type=int, default=0, help="hookflash asterisk.conf verbose (default 0)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, SIPp CSVs)")
+    args = parser.parse_args()
+    duration = 5.0 if args.quick else args.duration
+    probe_s = 2.0 if args.quick else 5.0
+    prof_s = 5.0 if args.quick else 10.0
+    bisect_steps = 2 if args.quick else 3
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    if args.no_profile:
+        skip.add("profile")
+    systems = args.only or list(SYSTEMS)
+    if shutil.which("sipp") is None:
+        say("sipp is not installed (apt-get install -y sip-tester); nothing to do")
+        return 1
+    try:
+        os.sched_setaffinity(0, {GEN_CPU})
+    except OSError as exc:
+        say(f"cannot pin to core {GEN_CPU}: {exc}")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    work = Path(tempfile.mkdtemp(prefix="bench-sip-"))
+    users = [(str(100000 + i), f"pw{random.getrandbits(40):x}") for i in range(args.users)]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    say(f"SIP benchmark: SUT on core {SUT_CPU}, load on core {GEN_CPU}; confirmation {duration:g} s, "
+        f"probes {probe_s:g} s, hold {args.hold} ms; work dir {work}")
+    results: dict[str, dict[str, str]] = {}
+    figures: dict[str, dict[str, float]] = {}
+    t_start = time.time()
+    try:
+        for name in systems:
+            sut: Sut = {"hookflash": Hookflash, "sippy": Sippy, "kamailio": Kamailio}[name](work, args.verbose)
+            results[name], figures[name] = {}, {}
+            why = sut.available()
+            say(f"\n== {name}")
+            if why:
+                say(f"  not run: {why}")
+                results[name] = {p: f"n/a ({why})" for p in "abc"}
+                continue
+            if "a" not in skip:
+                say("  (a) call rate (SIPp uac -> SUT -> SIPp uas)")
+                best, _ = search(lambda r, s: run_calls(sut, work, r, s, args.hold), 3, 50, 3000,
+                                 probe_s, duration, bisect_steps, "(a)")
+                if best:
+                    ms = 1000 * best.cpu / best.ok
+                    figures[name]["a"], figures[name]["a_ms"] = best.rate, ms
+                    results[name]["a"] = f"{best.rate:g} calls/s for {duration:g} s, {ms:.2f} ms CPU/call"
+                    if best.rate >= 3000:
+                        results[name]["a"] += " (the search cap: SIPp-bound, not the SUT's limit)"
+                else:
+                    results[name]["a"] = "no rate held"
+                say(f"  => (a) {results[name]['a']}")
+            if "b" not in skip:
+                if sut.media:
+                    say("  (b) relayed audio (our UAC+RTP -> SUT -> SIPp uas -rtp_echo -> back)")
+                    steps = [50, 100, 200, 300, 400, 500, 600, 800, 1000]
+                    best_m, _ = media_search(sut, work, 3.0 if args.quick else 8.0, duration, steps)
+                    if best_m:
+                        relayed = best_m.sent + best_m.received
+                        us = 1e6 * best_m.cpu / relayed
+                        figures[name]["b"] = best_m.calls
+                        results[name]["b"] = (f"{best_m.calls} calls for {duration:g} s, loss "
+                                              f"{100 * best_m.loss:.3f} %, jitter p99 {best_m.jitter_p99_ms:.2f} ms, "
+                                              f"{us:.1f} µs CPU/relayed packet")
+                    else:
+                        results[name]["b"] = "no load held"
+                else:
+                    results[name]["b"] = ("n/a: media does not flow through it here (Kamailio would need rtpengine/"
+                                          "rtpproxy; sippy's B2BUA relays RTP only with an external rtpproxy)")
+                say(f"  => (b) {results[name]['b']}")
+            if "c" not in skip:
+                if sut.registrar:
+                    say(f"  (c) REGISTER with digest auth, {len(users)} users from a CSV")
+                    best_r, _ = search(lambda r, s: run_registers(sut, work, r, s, users), 2, 100, 6000,
+                                       probe_s, duration, bisect_steps, "(c)")
+                    if best_r:
+                        figures[name]["c"] = best_r.rate
+                        results[name]["c"] = (f"{best_r.rate:g} registrations/s ({2 * best_r.rate:g} REGISTER "
+                                              f"transactions/s) for {duration:g} s, "
+                                              f"{1000 * best_r.cpu / best_r.ok:.2f} ms CPU/registration")
+                        if best_r.note:
+                            results[name]["c"] += f"; {best_r.note}"
+                    else:
+                        results[name]["c"] = "no rate held"
+                else:
+                    results[name]["c"] = "n/a: not a registrar in this setup (b2bua_simple only proxies REGISTER)"
+                say(f"  => (c) {results[name]['c']}")
+            if name == "hookflash" and "profile" not in skip:
+                assert isinstance(sut, Hookflash)
+                a_rate = min(200.0, 0.8 * figures[name].get("a", 100.0))
+                b_calls = int(min(200, figures[name].get("b", 100)))
+                for kind, load in (("a", a_rate), ("b", float(b_calls))):
+                    if kind in skip:
+                        continue
+                    lines = profile(sut, work, kind, load, prof_s, args.hold)
+                    results[name][f"profile-{kind}"] = "\n".join(lines)
+                    say("\n".join(lines))
+    except KeyboardInterrupt:
+        say("interrupted")
+    finally:
+        stop_all()
+    # ---------------------------------------------------------------- summary
+    say(f"\n== summary ({time.time() - t_start:.0f} s)")
+    for name, parts in results.items():
+        for part in "abc":
+            if part in parts:
+                say(f"  {name:9s} ({part}) {parts[part]}")
+    hf = figures.get("hookflash", {})
+    sp = figures.get("sippy", {})
+    km = figures.get("kamailio", {})
+    say("\n  targets (hookflash on one core):")
+    if "a" in hf:
+        line = f"    (a) {hf['a']:g} calls/s vs target 300"
+        if "a" in sp:
+            line += f" and 1.2 x sippy = {1.2 * sp['a']:g} ({hf['a'] / sp['a']:.2f} x sippy)"
+        say(line + (" -> met" if hf["a"] >= max(300, 1.2 * sp.get("a", 0)) else " -> not met"))
+    if "b" in hf:
+        say(f"    (b) {hf['b']:g} relayed calls vs target 300 (stretch 500)"
+            f" -> {'met' if hf['b'] >= 300 else 'not met'}{', stretch met' if hf['b'] >= 500 else ''}")
+    if "c" in hf:
+        line = f"    (c) {hf['c']:g} registrations/s"
+        if "c" in km:
+            ratio = hf["c"] / km["c"]
+            line += f" = {ratio:.2f} x Kamailio ({km['c']:g}/s) vs target 0.15 x -> {'met' if ratio >= 0.15 else 'not met'}"
+        say(line)
+    if args.keep:
+        say(f"\nlogs and SIPp CSVs kept in {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
