@@ -38,6 +38,9 @@ secret=secret1002
 
 [reguser](phone)
 secret=sippsecret
+
+[mwiuser](phone)
+mailbox=100@default
 """
 
 DIALPLAN = """
@@ -199,6 +202,11 @@ def test_sipp_calls_complete_under_packet_loss(tmp_path: Path, guest_pbx: Server
     rc, out = run_sipp(guest_pbx, tmp_path, "-sn", "uac", "-s", "answer", "-m", "20", "-r", "10",
                        "-d", "300", "-lost", "10", timeout=90)
     assert successful(out) == 20, out
+
+
+def test_sipp_mwi_subscription_gets_message_summary(tmp_path: Path, guest_pbx: Server) -> None:
+    rc, out = run_sipp(guest_pbx, tmp_path, "-sf", str(SIPP_DIR / "subscribe_mwi.xml"), "-s", "mwiuser", "-m", "1")
+    assert rc == 0, out
 
 
 def test_sipp_message(tmp_path: Path, guest_pbx: Server) -> None:

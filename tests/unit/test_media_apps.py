@@ -681,3 +681,53 @@ def test_playtones_uses_indications_conf_country(tmp_path: Path) -> None:
          same => n,Wait(0.3)
         """, "s@t", indications_conf="[general]\ncountry=xx\n[xx]\ndial=425\n")
     assert abs(freq_of(phone.audio) - 425) < 5
+
+
+def test_musiconhold_without_duration_ends_at_hangup(tmp_path: Path) -> None:
+    chan, phone, _ = scenario(tmp_path, """
+        [t]
+        exten => s,1,Answer()
+         same => n,MusicOnHold()
+         same => n,Set(NEVER=1)
+        """, "s@t", hangup_after(0.5), timeout=3)
+    assert "NEVER" not in chan.vars
+    assert 15 <= len(phone.frames) <= 30  # the default class (astdatadir/moh) played
+
+
+def test_read_indication_option_plays_the_tone_until_a_digit(tmp_path: Path) -> None:
+    chan, phone, _ = read_case(tmp_path, "Read(V,dial,1,i)", "5", delay=0.4)
+    assert chan.vars["V"] == "5" and chan.vars["READSTATUS"] == "OK"
+    heard = phone.audio
+    assert goertzel(heard, 350) > 1e5 and goertzel(heard, 440) > 1e5
+
+
+def test_background_m_option_ignores_digits_that_are_not_extensions(tmp_path: Path) -> None:
+    async def press(phone: Phone) -> None:
+        await asyncio.sleep(0.2)
+        await phone.digits("9")  # no extension 9: ignored by 'm'
+        await asyncio.sleep(0.2)
+        await phone.digits("3")
+
+    chan, phone, _ = scenario(tmp_path, """
+        [t]
+        exten => s,1,Background(long,m)
+        exten => 3,1,Set(GOT=three)
+        exten => i,1,Set(BAD=${INVALID_EXTEN})
+        """, "s@t", press)
+    assert chan.vars["GOT"] == "three" and "BAD" not in chan.vars
+    assert 15 <= len(phone.frames) <= 35
+
+
+def test_say_dtmf_interrupt_lets_a_digit_choose_an_extension(tmp_path: Path) -> None:
+    async def press(phone: Phone) -> None:
+        await asyncio.sleep(0.1)
+        await phone.digits("7")
+
+    chan, _, _ = scenario(tmp_path, """
+        [t]
+        exten => s,1,Set(SAY_DTMF_INTERRUPT=yes)
+         same => n,SayNumber(987654321)
+         same => n,Set(FINISHED=1)
+        exten => 7,1,Set(GOT=seven)
+        """, "s@t", press)
+    assert chan.vars["GOT"] == "seven" and "FINISHED" not in chan.vars

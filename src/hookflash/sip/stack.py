@@ -54,6 +54,7 @@ class SipStack:
         self.registrations: list[OutboundRegistration] = [OutboundRegistration(r) for r in config.general.registrations]
         self.tasks: list[asyncio.Task[Any]] = []
         self.ports: Any = None
+        self.subscriptions: dict[str, tuple[Any, Addr, float]] = {}  # peer -> (dialog, addr, until)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -240,7 +241,75 @@ class SipStack:
             hook(request, peer)
 
     def _on_subscribe(self, request: SipRequest, txn: Any, source: Addr) -> None:
-        self.reply(request, 489, "Bad Event")
+        """RFC 3842 message-summary subscriptions (other packages: 489)."""
+        event = (request.headers.get("Event") or "").split(";")[0].strip().lower()
+        if event != "message-summary":
+            self.reply(request, 489, "Bad Event")
+            return
+        peer = self.find_peer(request.from_addr.uri.user, source)
+        if self.needs_auth(peer, "SUBSCRIBE") and not self.authenticate(request, txn, peer):
+            return
+        if peer is None or not peer.config.mailbox:
+            self.reply(request, 404, "Not found")
+            return
+        from hookflash.sip.dialog import Dialog
+        expires_text = request.headers.get("Expires", "3600") or "3600"
+        expires = min(int(expires_text) if expires_text.strip().isdigit() else 3600, 3600)
+        tag = make_tag()
+        self.reply(request, 200, headers=[("Expires", str(expires)),
+                                          ("Contact", f"<{self.contact_uri()}>")], to_tag=tag)
+        dialog = Dialog.from_uas(request, tag, f"<{self.contact_uri()}>")
+        if expires:
+            self.subscriptions[peer.name] = (dialog, source, time.time() + expires)
+        else:
+            self.subscriptions.pop(peer.name, None)
+        self.notify_mwi(peer.name, state="active" if expires else "terminated", dialog=dialog, dest=source)
+
+    def mwi_counts(self, peer: PeerState) -> tuple[int, int]:
+        """New and old messages over the peer's mailboxes (the voicemail module answers)."""
+        provider = getattr(self.pbx, "mailbox_counts", None)
+        new = old = 0
+        for box in peer.config.mailbox:
+            if provider is not None:
+                n, o = provider(box)
+                new, old = new + n, old + o
+        return new, old
+
+    def notify_mwi(self, peer_name: str, state: str = "active", dialog: Any = None,
+                   dest: Addr | None = None) -> bool:
+        """Send a message-summary NOTIFY: in the peer's subscription if it has one,
+        else unsolicited to where it registered. True if something was sent."""
+        peer = self.peers.get(peer_name)
+        if peer is None:
+            return False
+        if dialog is None and peer_name in self.subscriptions:
+            dialog, dest, until = self.subscriptions[peer_name]
+            if until < time.time():
+                del self.subscriptions[peer_name]
+                dialog = None
+        new, old = self.mwi_counts(peer)
+        account = peer.config.mailbox[0] if peer.config.mailbox else peer_name
+        body = (f"Messages-Waiting: {'yes' if new else 'no'}\r\n"
+                f"Message-Account: sip:{account.split('@')[0]}@{self.local_ip}\r\n"
+                f"Voice-Message: {new}/{old} (0/0)\r\n").encode()
+        headers = [("Event", "message-summary"), ("Content-Type", "application/simple-message-summary"),
+                   ("Subscription-State", state if dialog is not None else "active")]
+        if dialog is not None:
+            request = dialog.create_request("NOTIFY", via=self.new_via(), headers=headers, body=body)
+        else:
+            dest = peer.reachable_addr()
+            if dest is None:
+                return False
+            uri = peer.contact or f"sip:{peer.name}@{dest[0]}:{dest[1]}"
+            request = self.new_request("NOTIFY", uri, uri, transport=self.peer_transport(peer))
+            for name, value in headers:
+                request.headers.add(name, value)
+            request.body = body
+        request.headers.add("User-Agent", self.useragent())
+        if dest is None:
+            return False
+        self.endpoint.request(request, dest, lambda response: None)
+        return True
 
     def _on_notify(self, request: SipRequest, txn: Any, source: Addr) -> None:
         self.reply(request, 200)
