@@ -465,7 +465,8 @@ def run_registers(sut: Sut, work: Path, rate: float, seconds: float, users: list
     pr = Probe(rate, calls)
     csv = work / "users.csv"
     if not csv.exists():
-        csv.write_text("SEQUENTIAL\n" + "".join(f"{u};{p}\n" for u, p in users))
+        csv.write_text("SEQUENTIAL\n" + "".join(f"{u};{p};[authentication username={u} password={p}]\n"
+                                                for u, p in users))
     try:
         sut.start_registrar(users)
     except RuntimeError as exc:
@@ -621,7 +622,8 @@ class MediaResult:
         verdict = "pass" if self.passed else "FAIL"
         return (f"{self.calls:5d} calls ({self.established} up), {self.seconds:4.1f}s: sent {self.sent} got "
                 f"{self.received} loss {100 * self.loss:.3f} %, jitter p99 {self.jitter_p99_ms:.2f} ms "
-                f"(mean {self.jitter_mean_ms:.2f}), {us:.1f} µs CPU/relayed packet [{verdict}]"
+                f"(mean {self.jitter_mean_ms:.2f}), {us:.1f} µs CPU/relayed packet, SUT CPU "
+                f"{100 * self.cpu / self.seconds if self.seconds else 0:.0f} % [{verdict}]"
                 f"{' ' + self.note if self.note else ''}")
 
 
@@ -944,6 +946,28 @@ def run_media(sut: Sut, work: Path, n: int, seconds: float, setup_rate: float = 
         sut.stop()
 
 
+def harness_check(work: Path, n: int, seconds: float) -> str:
+    """The load generator alone: n streams straight to a SIPp -rtp_echo (no SUT)."""
+    uas_port, uas_media = free_port(), free_port(pair=True)
+    uas = start(sipp_argv("-sn", "uas", "-p", str(uas_port), "-mp", str(uas_media), "-rtp_echo",
+                          "-stf", str(work / f"uas-harness-{n}.csv")), work / f"uas-harness-{n}.out", sut=False, cwd=work)
+    load = None
+    try:
+        wait_port(uas_port, uas)
+        load = MediaLoad(9, n)
+        for i in range(n):
+            leg = Leg(i, f"h{i}", "t", "b", state="up", media=("127.0.0.1", uas_media), ssrc=random.getrandbits(32))
+            load.legs.append(leg)
+        sent, got, _, late = load.stream(1.0, seconds)
+        loss = 100 * (1 - got / sent) if sent else 100.0
+        return (f"{n} streams straight to SIPp -rtp_echo (no SUT): loss {loss:.3f} %, jitter p99 "
+                f"{percentile(load.jitters, 0.99) / 8:.2f} ms, generator late on {late} ticks")
+    finally:
+        if load is not None:
+            load.close()
+        stop(uas)
+
+
 def media_search(sut: Sut, work: Path, probe_s: float, duration: float, steps: list[int]) -> tuple[MediaResult | None, list[MediaResult]]:
     history: list[MediaResult] = []
 
@@ -1111,7 +1135,12 @@ def main() -> int:
                 if sut.media:
                     say("  (b) relayed audio (our UAC+RTP -> SUT -> SIPp uas -rtp_echo -> back)")
                     steps = [50, 100, 200, 300, 400, 500, 600, 800, 1000]
-                    best_m, _ = media_search(sut, work, 3.0 if args.quick else 8.0, duration, steps)
+                    best_m, hist = media_search(sut, work, 3.0 if args.quick else 8.0, duration, steps)
+                    failed_n = [r.calls for r in hist if not r.passed]
+                    if failed_n:
+                        check = harness_check(work, max(failed_n), 3.0 if args.quick else 8.0)
+                        say(f"    harness check: {check}")
+                        results[name]["b-harness"] = check
                     if best_m:
                         relayed = best_m.sent + best_m.received
                         us = 1e6 * best_m.cpu / relayed

@@ -50,6 +50,20 @@ exten => 600,1,Answer()
 exten => _100X,1,Dial(SIP/${EXTEN},20)
  same => n,Hangup()
 
+exten => 700,1,Answer()
+ same => n,Playback(${PROMPT})
+ same => n,Record(${RECFILE}.wav,0,2,q)
+ same => n,Set(DB(test/record)=${RECORD_STATUS})
+ same => n,Hangup()
+exten => 701,1,Answer()
+ same => n,Read(DIGITS,silence/1,3,,1,10)
+ same => n,Set(DB(test/digits)=${DIGITS}:${READSTATUS})
+ same => n,Hangup()
+
+[globals]
+PROMPT={prompt}
+RECFILE={recfile}
+
 [guests]
 exten => answer,1,Answer()
  same => n,Wait(30)
@@ -68,7 +82,9 @@ def rtp_conf() -> str:
 def pbx(tmp_path: Path):  # type: ignore[no-untyped-def]
     need("baresip")
     port = free_port()
-    server = Server(tmp_path / "etc", {"sip.conf": PEERS.format(port=port), "extensions.conf": DIALPLAN,
+    prompt = tone_wav(tmp_path / "prompt.wav", 880, 1.5)
+    dialplan = DIALPLAN.replace("{prompt}", str(prompt.with_suffix(""))).replace("{recfile}", str(tmp_path / "rec"))
+    server = Server(tmp_path / "etc", {"sip.conf": PEERS.format(port=port), "extensions.conf": dialplan,
                                        "rtp.conf": rtp_conf(),
                                        "asterisk.conf": "[options]\nverbose=3\n"}).start()
     server.port = port  # type: ignore[attr-defined]
@@ -136,6 +152,51 @@ def test_two_phones_talk_through_dial(tmp_path: Path, pbx: Server) -> None:
     assert abs(dominant(alice.recordings("dec")[-1]) - 1000) < 15  # alice hears bob
     assert abs(dominant(bob.recordings("dec")[-1]) - 440) < 15  # bob hears alice
     assert "0 active SIP dialogs" in pbx.rx("sip show channels")
+
+
+def test_phone_hears_a_prompt_and_is_recorded(tmp_path: Path, pbx: Server) -> None:
+    b = phone(tmp_path, pbx, "1001", 440)
+    try:
+        wait_registered(pbx, "1001")
+        b.command("dial", f"sip:700@127.0.0.1:{pbx.port}")  # type: ignore[attr-defined]
+        b.wait_event("CALL_ESTABLISHED")
+        b.wait_event("CALL_CLOSED", timeout=15)  # the dialplan hangs up after recording
+        time.sleep(0.5)
+    finally:
+        b.stop()
+    assert abs(dominant(b.recordings("dec")[-1], skip=0.2) - 880) < 15  # the prompt arrived
+    recorded = tmp_path / "rec.wav"
+    assert recorded.exists() and abs(dominant(recorded, skip=0.1) - 440) < 15  # what the phone sent
+    assert "TIMEOUT" in pbx.rx("database show test")
+
+
+def test_phone_dtmf_reaches_read(tmp_path: Path, pbx: Server) -> None:
+    b = phone(tmp_path, pbx, "1001", 440)
+    try:
+        wait_registered(pbx, "1001")
+        b.command("dial", f"sip:701@127.0.0.1:{pbx.port}")  # type: ignore[attr-defined]
+        b.wait_event("CALL_ESTABLISHED")
+        time.sleep(1.5)
+        for digit in "472":
+            b.keys(digit)
+            time.sleep(0.4)
+        b.wait_event("CALL_CLOSED", timeout=15)
+    finally:
+        b.stop()
+    assert "472:OK" in pbx.rx("database show test")
+
+
+def test_originate_rings_the_phone(tmp_path: Path, pbx: Server) -> None:
+    b = phone(tmp_path, pbx, "1002", 300)
+    try:
+        wait_registered(pbx, "1002")
+        out = pbx.rx(f"channel originate SIP/1002 application Playback {tmp_path / 'prompt'}")
+        assert "Usage" not in out
+        b.wait_event("CALL_CLOSED", timeout=15)
+        time.sleep(0.5)
+    finally:
+        b.stop()
+    assert abs(dominant(b.recordings("dec")[-1], skip=0.2) - 880) < 15
 
 
 # ---------------------------------------------------------------------- SIPp

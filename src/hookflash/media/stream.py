@@ -17,9 +17,16 @@ than ``silence_seconds`` of continuous silence, at ``max_seconds`` or on hangup.
 Asterisk does, the trailing silence is cut to one second and a recording ended by a
 digit loses its last 250 ms (the start of the DTMF tone).
 
+``getdata`` reads digits after prompts as ``ast_app_getdata_terminator`` does (Read).
+Indications (``indications.conf``, US defaults built in) and music-on-hold classes
+(``musiconhold.conf``) are parsed here; their applications live in
+:mod:`hookflash.apps.media`.
+
 Not done as Asterisk does: no transmit_silence generator while recording, no video
 frames, no control frames; the silence detector is the per-frame energy test only
-(``ast_dsp_silence`` with its defaults behaves the same on 20 ms frames).
+(``ast_dsp_silence`` with its defaults behaves the same on 20 ms frames); music on
+hold: only ``files`` and ``playlist`` modes, no position kept between holds, ``random``
+shuffles once per pass; per-channel tone zones (``CHANNEL(tonezone)``) are not used.
 """
 
 from __future__ import annotations
