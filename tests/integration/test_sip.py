@@ -385,3 +385,30 @@ def test_tls_transport_answers_options(tmp_path: Path) -> None:
         assert "Via: SIP/2.0/TLS" in answer
     finally:
         server.stop()
+
+
+def test_rtcp_reports_are_sent_during_a_call(tmp_path: Path) -> None:
+    """Our RTP session sends compound RTCP (SR/RR + SDES CNAME) to the RTCP port."""
+    import asyncio
+
+    from hookflash.media.rtp import RtcpSdes, RtcpSenderReport, parse_rtcp
+    from hookflash.media.rtpsession import PortAllocator, RtpSession
+
+    async def main() -> list[object]:
+        start = free_port(pair=True)
+        session = await RtpSession.open("127.0.0.1", PortAllocator(start, start + 20))
+        session.rtcp_interval = 0.1
+        far = free_port(pair=True)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtcp:
+            rtcp.bind(("127.0.0.1", far + 1))
+            rtcp.setblocking(False)
+            session.set_remote("127.0.0.1", far)
+            session.send_payload(b"\xff" * 160, 160)
+            loop = asyncio.get_running_loop()
+            data = await asyncio.wait_for(loop.sock_recv(rtcp, 2048), 5)
+        session.close()
+        return parse_rtcp(data)
+
+    packets = asyncio.run(main())
+    assert isinstance(packets[0], RtcpSenderReport) and packets[0].packet_count == 1
+    assert isinstance(packets[1], RtcpSdes) and packets[1].chunks[0].cname.startswith("hookflash@")

@@ -22,6 +22,17 @@ import struct
 import time
 from typing import TYPE_CHECKING, Any
 
+from hookflash.media.rtp import (
+    ReportBlock,
+    RtcpReceiverReport,
+    RtcpSdes,
+    RtcpSenderReport,
+    RtpReceiverStats,
+    SdesChunk,
+    build_rtcp,
+    parse_rtcp,
+)
+
 if TYPE_CHECKING:
     from hookflash.channels.channel import Channel
 
@@ -55,37 +66,25 @@ class PortAllocator:
 
 
 class RtpStats:
-    __slots__ = ("packets_in", "packets_out", "bytes_in", "bytes_out", "lost", "jitter",
-                 "_last_transit", "_max_seq", "_base_seq", "_cycles", "_received")
+    """Counters of one leg; receive statistics (loss, jitter) per RFC 3550 A.1/A.8."""
+
+    __slots__ = ("packets_in", "packets_out", "bytes_in", "bytes_out", "receiver", "last_sr",
+                 "last_sr_time", "remote_report")
 
     def __init__(self) -> None:
         self.packets_in = self.packets_out = self.bytes_in = self.bytes_out = 0
-        self.lost = 0
-        self.jitter = 0.0
-        self._last_transit: float | None = None
-        self._max_seq = -1
-        self._base_seq = -1
-        self._cycles = 0
-        self._received = 0
+        self.receiver = RtpReceiverStats(8000)
+        self.last_sr = 0  # middle 32 bits of the last SR's NTP time we received
+        self.last_sr_time = 0.0
+        self.remote_report: ReportBlock | None = None  # what the far end says of our stream
 
-    def on_packet(self, seq: int, ts: int, arrival: float, rate: int = 8000) -> None:
-        """RFC 3550 A.1/A.8 in brief: loss from the extended sequence range, jitter."""
-        self._received += 1
-        if self._max_seq < 0:
-            self._base_seq = self._max_seq = seq
-        else:
-            delta = (seq - self._max_seq) & 0xFFFF
-            if delta < 0x8000:
-                if seq < self._max_seq:
-                    self._cycles += 1 << 16
-                self._max_seq = seq
-        expected = self._cycles + self._max_seq - self._base_seq + 1
-        self.lost = max(0, expected - self._received)
-        transit = arrival * rate - ts
-        if self._last_transit is not None:
-            d = abs(transit - self._last_transit)
-            self.jitter += (d - self.jitter) / 16.0
-        self._last_transit = transit
+    @property
+    def lost(self) -> int:
+        return self.receiver.cumulative_lost
+
+    @property
+    def jitter(self) -> float:
+        return self.receiver.jitter
 
 
 class RtpSession(asyncio.DatagramProtocol):
@@ -115,6 +114,9 @@ class RtpSession(asyncio.DatagramProtocol):
         self._dtmf_sending = False
         self.hold = False  # the far end asked us not to send (sendonly/inactive offer)
         self.closed = False
+        self.rtcp_remote: tuple[str, int] | None = None
+        self._rtcp_task: asyncio.Task[None] | None = None
+        self.rtcp_interval = 5.0
 
     # ------------------------------------------------------------------ setup
     @classmethod
@@ -135,6 +137,7 @@ class RtpSession(asyncio.DatagramProtocol):
                 last_error = exc
                 continue
             ports.advance(port)
+            session._rtcp_task = asyncio.ensure_future(session._rtcp_loop())
             return session
         raise OSError(f"no free RTP port pair in range: {last_error}")
 
@@ -148,6 +151,8 @@ class RtpSession(asyncio.DatagramProtocol):
     def close(self) -> None:
         self.closed = True
         self.relay = None
+        if self._rtcp_task is not None:
+            self._rtcp_task.cancel()
         if self.transport is not None:
             self.transport.close()
         if self.rtcp_transport is not None:
@@ -174,7 +179,8 @@ class RtpSession(asyncio.DatagramProtocol):
         pt = b1 & 0x7F
         seq = (data[2] << 8) | data[3]
         ts = int.from_bytes(data[4:8], "big")
-        stats.on_packet(seq, ts, time.monotonic())
+        stats.receiver.update(seq, ts, time.monotonic())
+        self._rssrc = int.from_bytes(data[8:12], "big")
         cc = data[0] & 0x0F
         offset = 12 + 4 * cc
         if data[0] & 0x10 and len(data) >= offset + 4:
@@ -287,12 +293,62 @@ class RtpSession(asyncio.DatagramProtocol):
             self.send_payload(struct.pack("!BBH", event, 0x80 | 10, duration), 0, pt=self.dtmf_pt)
         self.ts = (saved_ts + total) & 0xFFFFFFFF
 
+    # ------------------------------------------------------------------ RTCP
+    def rtcp_report(self, now: float | None = None) -> bytes:
+        """A compound SR (we sent media) or RR, with a report block on what we received,
+        and our CNAME (RFC 3550 §6.4, §6.5)."""
+        now = time.time() if now is None else now
+        st = self.stats
+        blocks = []
+        if st.receiver.started and self.relay is None:
+            block = st.receiver.report_block(self._remote_ssrc or 0)
+            if st.last_sr:
+                block.lsr = st.last_sr
+                block.dlsr = int((now - st.last_sr_time) * 65536)
+            blocks.append(block)
+        if st.packets_out:
+            ntp = int((now + 2208988800) * (1 << 32))
+            report: Any = RtcpSenderReport(self.ssrc, ntp, self.ts, st.packets_out, max(0, st.bytes_out - 12 * st.packets_out), blocks)
+        else:
+            report = RtcpReceiverReport(self.ssrc, blocks)
+        sdes = RtcpSdes([SdesChunk(self.ssrc, [(1, f"hookflash@{self.local_ip}".encode())])])
+        return build_rtcp([report, sdes])
+
+    async def _rtcp_loop(self) -> None:
+        while not self.closed:
+            await asyncio.sleep(self.rtcp_interval * random.uniform(0.5, 1.5))
+            target = self.rtcp_remote or (self.remote and (self.remote[0], self.remote[1] + 1))
+            if target and self.rtcp_transport is not None and not self.hold:
+                try:
+                    self.rtcp_transport.sendto(self.rtcp_report(), target)
+                except Exception as exc:  # never let reporting break the call
+                    log.debug("RTCP report failed: %s", exc)
+
+    def on_rtcp(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.rtcp_remote = addr
+        try:
+            packets = parse_rtcp(data)
+        except Exception:
+            return
+        for packet in packets:
+            if isinstance(packet, RtcpSenderReport):
+                self.stats.last_sr = (packet.ntp_timestamp >> 16) & 0xFFFFFFFF
+                self.stats.last_sr_time = time.time()
+            reports = getattr(packet, "reports", None) or []
+            for block in reports:
+                if block.ssrc == self.ssrc:
+                    self.stats.remote_report = block
+
+    @property
+    def _remote_ssrc(self) -> int | None:
+        return getattr(self, "_rssrc", None)
+
     def error_received(self, exc: Exception) -> None:  # ICMP port unreachable etc.
         log.debug("RTP socket error on port %d: %s", self.port, exc)
 
 
 class _RtcpSink(asyncio.DatagramProtocol):
-    """RTCP port: bound so the pair is ours; reports are read and ignored for now."""
+    """The RTCP port: reports from the far end go to the session."""
 
     def __init__(self, session: RtpSession) -> None:
         self.session = session
@@ -301,7 +357,7 @@ class _RtcpSink(asyncio.DatagramProtocol):
         self.session.rtcp_transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        pass
+        self.session.on_rtcp(data, addr)
 
 
 def local_ip_for(remote_host: str) -> str:
