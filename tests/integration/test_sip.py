@@ -35,6 +35,7 @@ secret=secret1001
 
 [1002](phone)
 secret=secret1002
+allow=alaw
 
 [reguser](phone)
 secret=sippsecret
@@ -92,11 +93,11 @@ def pbx(tmp_path: Path):  # type: ignore[no-untyped-def]
     server.stop()
 
 
-def phone(tmp_path: Path, server: Server, user: str, freq: float) -> Baresip:
+def phone(tmp_path: Path, server: Server, user: str, freq: float, codec: str = "pcmu") -> Baresip:
     d = tmp_path / f"phone{user}"
     d.mkdir()
     account = (f"<sip:{user}@127.0.0.1:{server.port}>;auth_pass=secret{user};answermode=auto;"  # type: ignore[attr-defined]
-               f"audio_codecs=pcmu;regint=60")
+               f"audio_codecs={codec};regint=60")
     return Baresip(d, account, tone_wav(d / "mic.wav", freq, 12)).start()
 
 
@@ -131,9 +132,11 @@ def test_baresip_registers_with_digest_and_hears_itself_echoed(tmp_path: Path, p
     assert 'Echo("SIP/1001-' in pbx.output()
 
 
-def test_two_phones_talk_through_dial(tmp_path: Path, pbx: Server) -> None:
+@pytest.mark.parametrize("bob_codec", ["pcmu", "pcma"])
+def test_two_phones_talk_through_dial(tmp_path: Path, pbx: Server, bob_codec: str) -> None:
+    # pcmu on both legs: RTP relayed as is; pcma for bob: decoded and re-encoded by the bridge
     alice = phone(tmp_path, pbx, "1001", 440)
-    bob = phone(tmp_path, pbx, "1002", 1000)
+    bob = phone(tmp_path, pbx, "1002", 1000, bob_codec)
     try:
         wait_registered(pbx, "1001", "1002")
         alice.command("dial", f"sip:1002@127.0.0.1:{pbx.port}")  # type: ignore[attr-defined]
