@@ -25,6 +25,7 @@ outofcall_message_context=messages
 [phone](!)
 type=friend
 host=dynamic
+qualify=yes
 context=phones
 disallow=all
 allow=ulaw
@@ -118,6 +119,10 @@ def test_baresip_registers_with_digest_and_hears_itself_echoed(tmp_path: Path, p
         wait_registered(pbx, "1001")
         peers = pbx.rx("sip show peers")
         assert "1001/1001" in peers and "127.0.0.1" in peers
+        deadline = time.time() + 5
+        while "OK (" not in pbx.rx("sip show peer 1001") and time.time() < deadline:
+            time.sleep(0.1)  # qualify (OPTIONS) right after the registration
+        assert "OK (" in pbx.rx("sip show peer 1001")
         assert "baresip" in pbx.rx("sip show peer 1001")
         b.command("dial", f"sip:600@127.0.0.1:{pbx.port}")  # type: ignore[attr-defined]
         b.wait_event("CALL_ESTABLISHED")

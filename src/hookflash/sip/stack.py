@@ -384,6 +384,8 @@ class SipStack:
             self.pbx.astdb.put("SIP/Registry", peer.name, peer.registry_value())
         self.pbx.verbose(3, f"Registered SIP '{peer.name}' at {peer.addr[0]}:{peer.addr[1]}")
         self._register_ok(request, peer, expires)
+        if peer.config.qualify:
+            self.pbx.spawn(self._qualify_soon(peer))
 
     def _register_ok(self, request: SipRequest, peer: PeerState, expires: int | None = None) -> None:
         headers = [("Date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()))]
@@ -419,6 +421,10 @@ class SipStack:
                 if peer.config.qualify and peer.reachable_addr() is not None:
                     self.pbx.spawn(self.qualify(peer))
             await asyncio.sleep(freq)
+
+    async def _qualify_soon(self, peer: PeerState) -> None:
+        await asyncio.sleep(0.2)  # let the phone take in our 200 first
+        await self.qualify(peer)
 
     async def qualify(self, peer: PeerState) -> int:
         addr = peer.reachable_addr()
