@@ -420,3 +420,51 @@ def test_rtcp_reports_are_sent_during_a_call(tmp_path: Path) -> None:
     packets = asyncio.run(main())
     assert isinstance(packets[0], RtcpSenderReport) and packets[0].packet_count == 1
     assert isinstance(packets[1], RtcpSdes) and packets[1].chunks[0].cname.startswith("hookflash@")
+
+
+def test_dial_out_through_a_trunk_peer_to_sipp(tmp_path: Path) -> None:
+    """SIPp calls in, the dialplan dials SIP/uas/<exten> (a type=peer trunk), SIPp's UAS answers."""
+    import subprocess
+    need("sipp")
+    uas_port = free_port()
+    port = free_port()
+    conf = PEERS.format(port=port).replace("allowguest=no", "allowguest=yes").replace(
+        "context=unauthenticated", "context=trunk") + \
+        f"\n[uas]\ntype=peer\nhost=127.0.0.1\nport={uas_port}\ninsecure=port,invite\ncontext=trunk\n"
+    dialplan = DIALPLAN + "\n[trunk]\nexten => _X.,1,Dial(SIP/uas/${EXTEN},10)\n same => n,Hangup()\n"
+    server = Server(tmp_path / "etc", {"sip.conf": conf, "extensions.conf": dialplan, "rtp.conf": rtp_conf()}).start()
+    uas = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(uas_port), "-mp",
+                            str(free_port(pair=True)), "-nostdin", "-m", "3"], cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(0.3)
+        rc, out = sipp([f"127.0.0.1:{port}", "-i", "127.0.0.1", "-p", str(free_port()), "-mp",
+                        str(free_port(pair=True)), "-sn", "uac", "-s", "5551234", "-m", "3", "-r", "3",
+                        "-d", "300"], tmp_path, 40)
+        assert rc == 0 and successful(out) == 3, out + server.output()[-2000:]
+        assert uas.wait(20) == 0  # the far side saw three complete calls
+    finally:
+        if uas.poll() is None:
+            uas.kill()
+        server.stop()
+
+
+def test_outbound_registration_to_another_registrar(tmp_path: Path) -> None:
+    """`register =>` in sip.conf: one hookflash registers to another (digest, refresh)."""
+    provider_port, client_port = free_port(), free_port()
+    provider = Server(tmp_path / "provider", {
+        "sip.conf": PEERS.format(port=provider_port), "extensions.conf": DIALPLAN, "rtp.conf": rtp_conf()}).start()
+    client_conf = (f"[general]\nbindaddr=127.0.0.1\nbindport={client_port}\n"
+                   f"register => 1001:secret1001@127.0.0.1:{provider_port}/1001~120\n")
+    client = Server(tmp_path / "client", {"sip.conf": client_conf, "extensions.conf": "[default]\n",
+                                          "rtp.conf": rtp_conf()}).start()
+    try:
+        deadline = time.time() + 10
+        while "Registered" not in client.rx("sip show registry") and time.time() < deadline:
+            time.sleep(0.1)
+        registry = client.rx("sip show registry")
+        assert f"127.0.0.1:{provider_port}" in registry and "Registered" in registry and "1 SIP registrations." in registry
+        assert f"1001/1001                 127.0.0.1" in provider.rx("sip show peers")
+    finally:
+        client.stop()
+        provider.stop()
