@@ -302,11 +302,15 @@ class Channel:
 
     async def read_frame(self, timeout: float | None = None) -> Frame | None:
         """The next frame from the far end, or None on timeout or hangup."""
+        return await self._next(self.media, timeout)
+
+    async def _next(self, queue: "asyncio.Queue[Any]", timeout: float | None) -> Any:
+        """The next item of ``queue``, or None on timeout (None = wait forever) or hangup."""
         if self.softhangup:
             return None
-        if not self.media.empty():
-            return self.media.get_nowait()
-        getter = asyncio.ensure_future(self.media.get())
+        if not queue.empty():
+            return queue.get_nowait()
+        getter = asyncio.ensure_future(queue.get())
         hangup = asyncio.ensure_future(self.hangup_event.wait())
         try:
             done, _ = await asyncio.wait({getter, hangup}, timeout=timeout,
@@ -335,22 +339,8 @@ class Channel:
             await self.tech.send_digit(self, digit, duration_ms)
 
     async def wait_digit(self, timeout: float) -> str | None:
-        """The next DTMF digit, or None on timeout or hangup."""
-        if self.softhangup:
-            return None
-        if not self.dtmf.empty():
-            return self.dtmf.get_nowait()
-        getter = asyncio.ensure_future(self.dtmf.get())
-        hangup = asyncio.ensure_future(self.hangup_event.wait())
-        try:
-            done, _ = await asyncio.wait({getter, hangup}, timeout=timeout if timeout >= 0 else None,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            hangup.cancel()
-        if getter in done:
-            return getter.result()
-        getter.cancel()
-        return None
+        """The next DTMF digit, or None on timeout (a negative timeout waits forever) or hangup."""
+        return await self._next(self.dtmf, timeout if timeout >= 0 else None)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"<Channel {self.name} {self.state.text} {self.location}>"
