@@ -20,6 +20,7 @@ import os
 import random
 import struct
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from hookflash.media.rtp import (
@@ -50,16 +51,15 @@ class PortAllocator:
         self.end = end
         self.next = self.start + 2 * random.randrange(max(1, (end - self.start) // 2))
 
-    def candidates(self) -> list[int]:
-        span = max(2, self.end - self.start)
-        ports = []
+    def candidates(self) -> Iterator[int]:
+        """Port pairs to try, from the last one handed out onwards (lazily: the range
+        may hold thousands and the first try usually succeeds)."""
         port = self.next
-        for _ in range(span // 2):
+        for _ in range(max(1, (self.end - self.start) // 2)):
             if port + 1 > self.end:
                 port = self.start
-            ports.append(port)
+            yield port
             port += 2
-        return ports
 
     def advance(self, used: int) -> None:
         self.next = used + 2 if used + 2 < self.end else self.start
