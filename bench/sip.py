@@ -50,6 +50,8 @@ SUT_CPU = 0
 GEN_CPU = 1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 RETRANS_LIMIT = 0.001  # 0.1 %
+RECV_TIMEOUT_MS = 8000  # SIPp -recv_timeout of the uac: a call with no answer by then has failed
+CONFIRM_FACTORS = (1.0, 0.85, 0.7, 0.5, 0.35, 0.2)
 LOSS_LIMIT = 0.001
 SYSTEMS = ("hookflash", "sippy", "kamailio")
 
@@ -97,6 +99,20 @@ def udp_bound(port: int) -> bool:
         except OSError:
             pass
     return False
+
+
+def udp_drops() -> dict[int, int]:
+    """Kernel drop counters (receive buffer full) of the UDP sockets on 127.0.0.1, by local port."""
+    out: dict[int, int] = {}
+    try:
+        with open("/proc/net/udp") as f:
+            for line in f.readlines()[1:]:
+                parts = line.split()
+                port = int(parts[1].split(":")[1], 16)
+                out[port] = out.get(port, 0) + int(parts[-1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
 
 
 def tree_pids(pid: int) -> list[int]:
@@ -430,8 +446,9 @@ def run_calls(sut: Sut, work: Path, rate: float, seconds: float, hold_ms: int) -
         t0 = time.time()
         uac = start(sipp_argv(f"127.0.0.1:{sut.port}", "-sn", "uac", "-s", "1000", "-p", str(uac_port),
                               "-mp", str(free_port(pair=True)), "-r", f"{rate:g}", "-m", str(calls),
-                              "-d", str(hold_ms), "-l", limit, "-recv_timeout", "8000",
-                              "-timeout", f"{int(seconds + hold_ms / 1000 + 25)}s", "-stf", str(uac_stf)),
+                              "-d", str(hold_ms), "-l", limit, "-recv_timeout", str(RECV_TIMEOUT_MS),
+                              "-timeout", f"{int(seconds + hold_ms / 1000 + 3 + RECV_TIMEOUT_MS / 500)}s",
+                              "-stf", str(uac_stf)),
                     work / f"uac-{tag}.out", sut=False, cwd=work)
         try:
             uac.proc.wait(seconds + hold_ms / 1000 + 40)
@@ -444,11 +461,12 @@ def run_calls(sut: Sut, work: Path, rate: float, seconds: float, hold_ms: int) -
         pr.ok = stat(a, "SuccessfulCall(C)")
         pr.failed = stat(a, "FailedCall(C)") + (calls - stat(a, "OutgoingCall(C)"))
         pr.retrans = stat(a, "Retransmissions(C)") + stat(b, "Retransmissions(C)")
-        expected = seconds + hold_ms / 1000 + 3
-        if pr.elapsed > expected * 1.5 and not pr.note:
-            pr.note = f"took {pr.elapsed:.0f}s for a {seconds:.0f}s run"
+        # a SUT that falls behind stretches the run: allow 2 s (+10 %) over sending time + hold
+        expected = 1.1 * seconds + hold_ms / 1000 + 2
+        if pr.elapsed > expected and not pr.note:
+            pr.note = f"took {pr.elapsed:.1f}s for a {seconds:g}s run (SUT fell behind)"
         pr.passed = (pr.failed == 0 and pr.ok == calls and pr.ratio(3) < RETRANS_LIMIT
-                     and pr.elapsed <= expected * 1.5)
+                     and pr.elapsed <= expected)
         if not pr.passed:
             probs = sut.problems()
             if probs:
@@ -480,8 +498,8 @@ def run_registers(sut: Sut, work: Path, rate: float, seconds: float, users: list
         t0 = time.time()
         uac = start(sipp_argv(f"127.0.0.1:{sut.port}", "-sf", str(HERE / "register_users.xml"),
                               "-inf", str(csv), "-p", str(free_port()), "-r", f"{rate:g}", "-m", str(calls),
-                              "-l", str(max(1000, int(rate * 10))), "-recv_timeout", "8000",
-                              "-timeout", f"{int(seconds + 25)}s", "-stf", str(stf)),
+                              "-l", str(max(1000, int(rate * 10))), "-recv_timeout", str(RECV_TIMEOUT_MS),
+                              "-timeout", f"{int(seconds + 3 + RECV_TIMEOUT_MS / 500)}s", "-stf", str(stf)),
                     work / f"reg-{tag}.out", sut=False, cwd=work)
         try:
             uac.proc.wait(seconds + 40)
@@ -493,10 +511,10 @@ def run_registers(sut: Sut, work: Path, rate: float, seconds: float, users: list
         pr.ok = stat(a, "SuccessfulCall(C)")
         pr.failed = stat(a, "FailedCall(C)") + (calls - stat(a, "OutgoingCall(C)"))
         pr.retrans = stat(a, "Retransmissions(C)")
-        expected = seconds + 3
-        if pr.elapsed > expected * 1.5 and not pr.note:
-            pr.note = f"took {pr.elapsed:.0f}s for a {seconds:.0f}s run"
-        pr.passed = pr.failed == 0 and pr.ok == calls and pr.ratio(2) < RETRANS_LIMIT and pr.elapsed <= expected * 1.5
+        expected = 1.1 * seconds + 2
+        if pr.elapsed > expected and not pr.note:
+            pr.note = f"took {pr.elapsed:.1f}s for a {seconds:g}s run (SUT fell behind)"
+        pr.passed = pr.failed == 0 and pr.ok == calls and pr.ratio(2) < RETRANS_LIMIT and pr.elapsed <= expected
         if pr.passed and isinstance(sut, Hookflash):
             peers = sut.rx("sip show peers")
             m = re.search(r"(\d+) sip peers \[Monitored: \d+ online, \d+ offline Unmonitored: (\d+) online", peers)
@@ -552,13 +570,13 @@ def search(probe: Callable[[float, float], Probe], per_call: int, start_rate: fl
                 good = mid
             else:
                 bad = mid
-    # confirm for the full duration; step down 10 % (at most 3 times) if it does not hold
-    rate = good
-    for _ in range(4):
+    # confirm for the full duration; a system that degrades over a long run (hookflash, sippy)
+    # does not hold its short-probe rate, so step down further each time
+    for factor in CONFIRM_FACTORS:
+        rate = max(1.0, round(good * factor / 5) * 5)
         pr = run(rate, duration)
         if pr.passed:
             return pr, history
-        rate = round(rate * 0.9 / 5) * 5 or rate * 0.9
     return None, history
 
 
@@ -922,14 +940,22 @@ def run_media(sut: Sut, work: Path, n: int, seconds: float, setup_rate: float = 
         warmup = 1.0
         # CPU over the measuring window only: sample around stream() and subtract the warm-up share
         cpu0 = sut.cpu()
+        drops0 = udp_drops()
         sent, got, elapsed, late = load.stream(warmup, seconds)
         cpu1 = sut.cpu()
+        drops1 = udp_drops()
+        delta = {port: n - drops0.get(port, 0) for port, n in drops1.items() if n > drops0.get(port, 0)}
         res.cpu = (cpu1 - cpu0) * seconds / max(elapsed, seconds)
         res.sent, res.received, res.seconds, res.late_ticks = sent, got, seconds, late
         res.jitter_p99_ms = percentile(load.jitters, 0.99) / 8.0
         res.jitter_mean_ms = (sum(load.jitters) / len(load.jitters) / 8.0) if load.jitters else float("nan")
         if load.dropped:
             res.note += f" {load.dropped} calls hung up by the SUT"
+        if delta:  # where the kernel dropped packets: a full receive buffer
+            echo, ours = delta.pop(uas_media, 0), delta.pop(load.rtp_port, 0)
+            sut_rtp = sum(n for port, n in delta.items() if 10000 <= port <= 20001)
+            res.note += (f" kernel drops: SIPp echo socket {echo}, our RTP socket {ours}, "
+                         f"SUT RTP sockets {sut_rtp}")
         if late > seconds * 1000 * 0.02:
             res.note += f" generator late on {late} ticks (load generator saturated?)"
         res.passed = (res.established == n and res.sent > 0 and res.loss < LOSS_LIMIT and not load.dropped)
@@ -1102,7 +1128,10 @@ def main() -> int:
     duration = 5.0 if args.quick else args.duration
     probe_s = 2.0 if args.quick else 5.0
     prof_s = 5.0 if args.quick else 10.0
-    bisect_steps = 2 if args.quick else 3
+    bisect_steps = 1 if args.quick else 3
+    if args.quick:  # keep the whole quick run near 5 minutes: overloaded probes end sooner
+        global RECV_TIMEOUT_MS, CONFIRM_FACTORS
+        RECV_TIMEOUT_MS, CONFIRM_FACTORS = 3000, (1.0, 0.7, 0.4)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if args.no_profile:
         skip.add("profile")
@@ -1150,8 +1179,9 @@ def main() -> int:
             if "b" not in skip:
                 if sut.media:
                     say("  (b) relayed audio (our UAC+RTP -> SUT -> SIPp uas -rtp_echo -> back)")
-                    steps = [50, 100, 200, 300, 400, 500, 600, 800, 1000]
-                    best_m, hist = media_search(sut, work, 3.0 if args.quick else 8.0, duration, steps)
+                    steps = ([100, 300, 500, 800, 1000] if args.quick
+                             else [50, 100, 200, 300, 400, 500, 600, 800, 1000])
+                    best_m, hist = media_search(sut, work, 2.0 if args.quick else 8.0, duration, steps)
                     failed_n = [r.calls for r in hist if not r.passed]
                     if failed_n:
                         check = harness_check(work, max(failed_n), 3.0 if args.quick else 8.0)
@@ -1180,6 +1210,8 @@ def main() -> int:
                         results[name]["c"] = (f"{best_r.rate:g} registrations/s ({2 * best_r.rate:g} REGISTER "
                                               f"transactions/s) for {duration:g} s, "
                                               f"{1000 * best_r.cpu / best_r.ok:.2f} ms CPU/registration")
+                        if best_r.rate >= 6000:
+                            results[name]["c"] += " (the search cap: SIPp-bound, not the SUT's limit)"
                         if best_r.note:
                             results[name]["c"] += f"; {best_r.note}"
                     else:

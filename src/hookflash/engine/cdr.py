@@ -18,7 +18,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hookflash.engine.modules import Module
 from hookflash.engine.registry import DialplanError, Function
@@ -137,6 +137,12 @@ class CdrWriter:
         self.loguniqueid = loguniqueid
         self.loguserfield = loguserfield
         self.accountlogs = accountlogs
+        self._master: Any = None
+
+    def close(self) -> None:
+        if self._master is not None:
+            self._master.close()
+            self._master = None
 
     def row(self, cdr: Cdr) -> list[str]:
         conv = time.gmtime if self.usegmtime else time.localtime
@@ -160,10 +166,12 @@ class CdrWriter:
         return buf.getvalue()
 
     def write(self, cdr: Cdr) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
         text = self.line(cdr)
-        with open(self.dir / "Master.csv", "a", encoding="utf-8") as fh:
-            fh.write(text)
+        if self._master is None or self._master.closed:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._master = open(self.dir / "Master.csv", "a", encoding="utf-8")  # noqa: SIM115
+        self._master.write(text)
+        self._master.flush()  # one write(2) per record; the file stays open between calls
         if self.accountlogs and cdr.accountcode and "/" not in cdr.accountcode \
                 and not cdr.accountcode.startswith("."):
             with open(self.dir / f"{cdr.accountcode}.csv", "a", encoding="utf-8") as fh:
@@ -200,12 +208,14 @@ class CdrCsvModule(Module):
     async def reload(self) -> str | None:
         new = self._make()
         self.pbx.cdr_writers[self.pbx.cdr_writers.index(self.writer)] = new
+        self.writer.close()
         self.writer = new
         return None
 
     async def stop(self) -> None:
         if self.writer in self.pbx.cdr_writers:
             self.pbx.cdr_writers.remove(self.writer)
+        self.writer.close()
 
 
 def _cdr_read(chan: "Channel | None", args: str) -> str:

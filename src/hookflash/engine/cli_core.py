@@ -172,8 +172,12 @@ def _set_level(args: CliArgs, what: str) -> str:
 
     if what == "verbose":
         v.level = new
+        if getattr(args.pbx, "manage_log_level", False):
+            args.pbx.apply_log_level()
         return f"Console verbose was {show(old)} and is now {show(new)}.\n"
     v.debug = new
+    if getattr(args.pbx, "manage_log_level", False):
+        args.pbx.apply_log_level()
     return f"Core debug was {show(old)} and is now {show(new)}.\n"
 
 

@@ -89,6 +89,13 @@ class Pbx:
         self.stop_requested = asyncio.Event()
 
     # ------------------------------------------------------------------ lifecycle
+    def apply_log_level(self) -> None:
+        """Build log records only for what someone will see: DEBUG with ``core set debug``,
+        INFO (shown as NOTICE) from verbose 1, else WARNING (log calls cost almost nothing)."""
+        v = self.verbosity
+        level = logging.DEBUG if v.debug else logging.INFO if v.level >= 1 else logging.WARNING
+        logging.getLogger("hookflash").setLevel(level)
+
     async def start(self) -> None:
         logging.getLogger("hookflash").addHandler(self._log_handler)
         for path in (self.dirs.astspooldir, self.dirs.astlogdir, self.dirs.astrundir, self.dirs.astdbdir):

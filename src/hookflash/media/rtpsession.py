@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 import random
+import socket
 import struct
 import time
 from collections.abc import Iterator
@@ -121,21 +122,28 @@ class RtpSession(asyncio.DatagramProtocol):
     # ------------------------------------------------------------------ setup
     @classmethod
     async def open(cls, local_ip: str, ports: PortAllocator) -> "RtpSession":
+        """Bind an even/odd port pair from the range. The sockets are made and bound here
+        (the event loop's own local_addr path would resolve the address in a thread
+        pool, which stalls under load) and handed to the loop already bound."""
         loop = asyncio.get_running_loop()
         last_error: OSError | None = None
+        family = socket.AF_INET6 if ":" in local_ip else socket.AF_INET
         for port in ports.candidates():
+            rtp = socket.socket(family, socket.SOCK_DGRAM)
+            rtcp = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                rtp.bind((local_ip, port))
+                rtcp.bind((local_ip, port + 1))
+            except OSError as exc:
+                rtp.close()
+                rtcp.close()
+                last_error = exc
+                continue
+            rtp.setblocking(False)
+            rtcp.setblocking(False)
             session = cls(local_ip, port)
-            try:
-                await loop.create_datagram_endpoint(lambda: session, local_addr=(local_ip, port))
-            except OSError as exc:
-                last_error = exc
-                continue
-            try:
-                await loop.create_datagram_endpoint(lambda: _RtcpSink(session), local_addr=(local_ip, port + 1))
-            except OSError as exc:
-                session.close()
-                last_error = exc
-                continue
+            await loop.create_datagram_endpoint(lambda: session, sock=rtp)
+            await loop.create_datagram_endpoint(lambda: _RtcpSink(session), sock=rtcp)
             ports.advance(port)
             session._rtcp_task = asyncio.ensure_future(session._rtcp_loop())
             return session

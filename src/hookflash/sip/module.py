@@ -266,7 +266,7 @@ class SipModule(Module):
         if argv == ["on"]:
             stack.endpoint.debug_peers = set()
             wire.setLevel(logging.INFO)
-            self.pbx.verbosity.debug = max(self.pbx.verbosity.debug, 1)
+            self.pbx.verbosity.level = max(self.pbx.verbosity.level, 1)
             return "SIP Debugging enabled\n"
         if argv == ["off"]:
             stack.endpoint.debug_peers = None
@@ -281,7 +281,7 @@ class SipModule(Module):
                 target = addr[0]
             stack.endpoint.debug_peers = {target}
             wire.setLevel(logging.INFO)
-            self.pbx.verbosity.debug = max(self.pbx.verbosity.debug, 1)
+            self.pbx.verbosity.level = max(self.pbx.verbosity.level, 1)
             return f"SIP Debugging Enabled for IP: {target}\n"
         return "Usage: sip set debug {on|off|ip <addr>|peer <peer>}\n"
 

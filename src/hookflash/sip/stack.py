@@ -373,6 +373,8 @@ class SipStack:
             self.reply(request, 423, "Interval Too Brief", headers=[("Min-Expires", str(g.minexpiry))])
             return
         expires = min(expires, g.maxexpiry)
+        refresh = peer.registered and peer.contact == uri
+        previous_addr = peer.addr
         peer.contact = uri
         peer.addr = source if peer.config.nat != "no" else _uri_addr(uri, source)
         peer.expires_at = time.time() + expires
@@ -380,10 +382,13 @@ class SipStack:
         peer.registered_user = user
         conn = self.endpoint.connections.get(source)
         peer.transport = conn[1] if conn is not None else "udp"
-        if self.pbx.astdb is not None:
+        if self.pbx.astdb is not None and not (refresh and peer.addr == previous_addr):
+            # a refresh from the same place changes only the expiry: no disk write
             self.pbx.astdb.put("SIP/Registry", peer.name, peer.registry_value())
-        self.pbx.verbose(3, f"Registered SIP '{peer.name}' at {peer.addr[0]}:{peer.addr[1]}")
         self._register_ok(request, peer, expires)
+        if refresh and peer.addr == previous_addr:
+            return
+        self.pbx.verbose(3, f"Registered SIP '{peer.name}' at {peer.addr[0]}:{peer.addr[1]}")
         if peer.config.qualify:
             self.pbx.spawn(self._qualify_soon(peer))
 
