@@ -159,12 +159,16 @@ class RtpSession(asyncio.DatagramProtocol):
     def close(self) -> None:
         self.closed = True
         self.relay = None
+        self.channel = None
         if self._rtcp_task is not None:
             self._rtcp_task.cancel()
+            self._rtcp_task = None
         if self.transport is not None:
             self.transport.close()
+            self.transport = None
         if self.rtcp_transport is not None:
             self.rtcp_transport.close()
+            self.rtcp_transport = None
 
     # ------------------------------------------------------------------ receiving
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
