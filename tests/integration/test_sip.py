@@ -468,3 +468,37 @@ def test_outbound_registration_to_another_registrar(tmp_path: Path) -> None:
     finally:
         client.stop()
         provider.stop()
+
+
+def test_rfc4733_digits_sent_by_an_rtp_session_decode_as_one_event(tmp_path: Path) -> None:
+    import asyncio
+
+    from hookflash.media.dtmf import DtmfBegin, DtmfEnd, DtmfReceiver
+    from hookflash.media.rtp import RtpPacket
+    from hookflash.media.rtpsession import PortAllocator, RtpSession
+
+    async def main() -> list[object]:
+        start = free_port(pair=True)
+        session = await RtpSession.open("127.0.0.1", PortAllocator(start, start + 20))
+        far = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+            rx.bind(("127.0.0.1", far))
+            rx.setblocking(False)
+            session.set_remote("127.0.0.1", far)
+            session.dtmf_pt = 101
+            await session.send_dtmf("7", 120)
+            await asyncio.sleep(0.05)
+            receiver, events = DtmfReceiver(), []
+            while True:
+                try:
+                    packet = RtpPacket.parse(rx.recv(2048))
+                except BlockingIOError:
+                    break
+                assert packet.payload_type == 101
+                events += receiver.feed(packet.timestamp, packet.payload)
+        session.close()
+        return events
+
+    events = asyncio.run(main())
+    assert [type(e) for e in events] == [DtmfBegin, DtmfEnd]
+    assert events[0].digit == "7" and 100 <= events[1].duration_ms <= 140  # type: ignore[attr-defined]

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from hookflash.media.dtmf import DtmfBegin, DtmfReceiver, DtmfSender
 from hookflash.media.rtp import (
     ReportBlock,
     RtcpReceiverReport,
@@ -111,8 +112,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self._relay_seq_off = 0
         self._relay_ts_off = 0
         self._relay_ready = False
-        self._dtmf_ts: int | None = None  # timestamp of the event being received
-        self._dtmf_sending = False
+        self._dtmf_rx = DtmfReceiver()
         self.hold = False  # the far end asked us not to send (sendonly/inactive offer)
         self.closed = False
         self.rtcp_remote: tuple[str, int] | None = None
@@ -213,17 +213,11 @@ class RtpSession(asyncio.DatagramProtocol):
         chan.queue_frame(Frame("voice", pcm, len(pcm) // 2))
 
     def _on_event(self, payload: bytes, ts: int, chan: "Channel") -> None:
-        """RFC 4733: one digit per event (events share a timestamp); reported at its start."""
-        if len(payload) < 4:
-            return
-        event = payload[0]
-        if ts == self._dtmf_ts:
-            return
-        self._dtmf_ts = ts
-        if event < 16:
-            chan.queue_dtmf(EVENTS[event])
-        elif event == 16:
-            chan.queue_dtmf("F")
+        """RFC 4733 (media/dtmf.py): one digit per event, reported when it begins;
+        lost, repeated and reordered packets are sorted out by the receiver."""
+        for event in self._dtmf_rx.feed(ts, payload):
+            if isinstance(event, DtmfBegin):
+                chan.queue_dtmf("F" if event.digit == "!" else event.digit)
 
     # ------------------------------------------------------------------ relaying
     def _forward(self, data: bytes, source: "RtpSession") -> None:
@@ -281,29 +275,25 @@ class RtpSession(asyncio.DatagramProtocol):
         self.send_payload(self.codec.encode(pcm), rtp_samples)
 
     async def send_dtmf(self, digit: str, duration_ms: int = 100) -> None:
-        """RFC 4733: packets every 20 ms with one timestamp, then the end packet three times."""
-        if self.dtmf_pt is None:
+        """RFC 4733 (media/dtmf.py): packets every 20 ms sharing one timestamp, then the
+        end packet three times; audio resumes after the event's duration."""
+        if self.dtmf_pt is None or digit.upper() not in EVENTS:
             return
-        digit = digit.upper()
-        if digit not in EVENTS:
-            return
-        event = EVENTS.index(digit)
+        sender = DtmfSender(self.dtmf_pt, self.ssrc)
         start_ts = self.ts
-        total = max(40, duration_ms) * 8
-        step = 160
-        duration = 0
-        first = True
-        saved_ts = self.ts
-        while duration < total:
-            duration = min(duration + step, total)
-            self.ts = start_ts
-            self.send_payload(struct.pack("!BBH", event, 10, duration), 0, marker=first, pt=self.dtmf_pt)
-            first = False
-            await asyncio.sleep(0.02)
-        for _ in range(3):
-            self.ts = start_ts
-            self.send_payload(struct.pack("!BBH", event, 0x80 | 10, duration), 0, pt=self.dtmf_pt)
-        self.ts = (saved_ts + total) & 0xFFFFFFFF
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        for item in sender.packets(digit.upper(), max(40, duration_ms), self.seq, start_ts):
+            delay = began + item.at_ms / 1000 - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self.remote is not None and self.transport is not None and not self.closed:
+                data = bytes(item.packet)
+                self.transport.sendto(data, self.remote)
+                self.stats.packets_out += 1
+                self.stats.bytes_out += len(data)
+        self.seq = sender.next_seq & 0xFFFF
+        self.ts = (start_ts + max(40, duration_ms) * 8) & 0xFFFFFFFF
 
     # ------------------------------------------------------------------ RTCP
     def rtcp_report(self, now: float | None = None) -> bytes:
