@@ -502,3 +502,34 @@ def test_rfc4733_digits_sent_by_an_rtp_session_decode_as_one_event(tmp_path: Pat
     events = asyncio.run(main())
     assert [type(e) for e in events] == [DtmfBegin, DtmfEnd]
     assert events[0].digit == "7" and 100 <= events[1].duration_ms <= 140  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("localnet,expected", [("10.0.0.0/8", "192.0.2.1"), ("127.0.0.0/8", "127.0.0.1")])
+def test_externip_advertised_outside_localnet(tmp_path: Path, localnet: str, expected: str) -> None:
+    port = free_port()
+    conf = PEERS.format(port=port).replace("allowguest=no", "allowguest=yes").replace(
+        "context=unauthenticated", "context=guests").replace(
+        "bindport=", f"externip=192.0.2.1\nlocalnet={localnet}\nbindport=")
+    server = Server(tmp_path / "etc", {"sip.conf": conf, "extensions.conf": DIALPLAN, "rtp.conf": rtp_conf()}).start()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            s.settimeout(5)
+            lport = s.getsockname()[1]
+            sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                   f"m=audio {free_port(pair=True)} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+            s.sendto((f"INVITE sip:answer@127.0.0.1:{port} SIP/2.0\r\n"
+                      f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bKext{lport}\r\nMax-Forwards: 70\r\n"
+                      f"From: <sip:guest@127.0.0.1>;tag=g1\r\nTo: <sip:answer@127.0.0.1>\r\n"
+                      f"Call-ID: ext{lport}@test\r\nCSeq: 1 INVITE\r\nContact: <sip:guest@127.0.0.1:{lport}>\r\n"
+                      f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}").encode(),
+                     ("127.0.0.1", port))
+            while True:
+                answer = s.recv(65535).decode()
+                if answer.startswith("SIP/2.0 200"):
+                    break
+        assert f"c=IN IP4 {expected}" in answer
+        contact = [line for line in answer.split("\r\n") if line.lower().startswith("contact:")][0]
+        assert f"@{expected}:" in contact
+    finally:
+        server.stop()

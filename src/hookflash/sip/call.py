@@ -136,6 +136,7 @@ class SipCall:
         self.uri = ""
         self.auth_tries = 0
         self.transport = stack.peer_transport(peer) if outgoing else "udp"
+        self.public_ip = stack.local_ip  # what SDP and Contact advertise (externip/localnet)
 
     @property
     def codecs(self) -> list[str]:
@@ -163,7 +164,8 @@ class SipCall:
             log.error("No RTP port for an incoming call: %s", exc)
             self.final_failure(503, "Service Unavailable")
             return
-        self.sdp = SdpSession(stack.local_ip, self.rtp.port)
+        self.public_ip = stack.advertised_ip(self.source[0] if self.source else None)
+        self.sdp = SdpSession(self.public_ip, self.rtp.port)
         answer_sdp = None
         if request.body:
             try:
@@ -221,7 +223,7 @@ class SipCall:
         if self.invite is None or self.answered or self.finished:
             return
         body = (self.answer_body or b"") if sdp else b""
-        headers = [("Contact", f"<{self.stack.contact_uri(transport=self.transport)}>")]
+        headers = [("Contact", f"<{self.stack.contact_uri(transport=self.transport, host=self.public_ip)}>")]
         self.stack.reply(self.invite, status, reason, headers=headers, body=body, to_tag=self.local_tag)
         self.last_message = f"Tx: {status}"
 
@@ -245,12 +247,12 @@ class SipCall:
             assert self.sdp is not None
             self.offer = self.sdp.offer(self.codecs)
             self.answer_body = str(self.offer).encode()
-        headers = [("Contact", f"<{stack.contact_uri(transport=self.transport)}>"), ("Allow", "INVITE, ACK, CANCEL, OPTIONS, BYE, INFO")]
+        headers = [("Contact", f"<{stack.contact_uri(transport=self.transport, host=self.public_ip)}>"), ("Allow", "INVITE, ACK, CANCEL, OPTIONS, BYE, INFO")]
         response = stack.reply(request, 200, "OK", headers=headers, body=self.answer_body,
                                to_tag=self.local_tag)
         self.answered = True
         self.last_message = "Tx: 200"
-        self.dialog = Dialog.from_uas(request, self.local_tag, f"<{stack.contact_uri(transport=self.transport)}>")
+        self.dialog = Dialog.from_uas(request, self.local_tag, f"<{stack.contact_uri(transport=self.transport, host=self.public_ip)}>")
         stack.calls[self.dialog.id] = self
         stack.pending.pop(request.call_id, None)
         stack.pbx.spawn(self._retransmit_2xx(response))
@@ -316,7 +318,7 @@ class SipCall:
     def _reinvite(self, request: SipRequest) -> None:
         tag = self.dialog.local_tag if self.dialog else self.local_tag
         if not request.body or self.sdp is None:
-            self.stack.reply(request, 200, headers=[("Contact", f"<{self.stack.contact_uri(transport=self.transport)}>")],
+            self.stack.reply(request, 200, headers=[("Contact", f"<{self.stack.contact_uri(transport=self.transport, host=self.public_ip)}>")],
                              body=str(self.sdp.offer(self.codecs)).encode() if self.sdp else b"", to_tag=tag)
             return
         try:
@@ -334,7 +336,7 @@ class SipCall:
             return
         self._use_media(answer)
         self.hold = ours != "sendrecv"
-        self.stack.reply(request, 200, headers=[("Contact", f"<{self.stack.contact_uri(transport=self.transport)}>")],
+        self.stack.reply(request, 200, headers=[("Contact", f"<{self.stack.contact_uri(transport=self.transport, host=self.public_ip)}>")],
                          body=str(answer.sdp).encode(), to_tag=tag)
         if self.chan is not None:
             self.stack.pbx.verbose(3, f"{self.chan.name} {'put on hold' if self.hold else 'taken off hold'} by the far end")
@@ -385,7 +387,8 @@ class SipCall:
         assert chan is not None and self.dest is not None
         self.rtp = await RtpSession.open(stack.local_ip, stack.ports)
         self.rtp.channel = chan
-        self.sdp = SdpSession(stack.local_ip, self.rtp.port)
+        self.public_ip = stack.advertised_ip(self.dest[0])
+        self.sdp = SdpSession(self.public_ip, self.rtp.port)
         self.offer = self.sdp.offer(self.codecs)
         if self.peer is not None:
             self.peer.calls += 1
@@ -398,7 +401,7 @@ class SipCall:
             request = stack.new_request("INVITE", self.uri, self.uri, from_user=chan.caller.num or "anonymous",
                                         from_display=chan.caller.name, transport=self.transport)
             request.headers.set("From", request.headers.get("From").rsplit(";tag=", 1)[0] + f";tag={self.local_tag}")  # type: ignore[union-attr]
-            request.headers.add("Contact", f"<{stack.contact_uri(transport=self.transport)}>")
+            request.headers.add("Contact", f"<{stack.contact_uri(transport=self.transport, host=self.public_ip)}>")
             request.headers.add("Allow", "INVITE, ACK, CANCEL, OPTIONS, BYE, INFO")
             request.headers.add("Content-Type", "application/sdp")
             request.body = str(self.offer).encode()
@@ -457,7 +460,7 @@ class SipCall:
         assert chan is not None and self.invite is not None
         first = self.dialog is None
         if first:
-            self.dialog = Dialog.from_uac(self.invite, response, f"<{self.stack.contact_uri(transport=self.transport)}>")
+            self.dialog = Dialog.from_uac(self.invite, response, f"<{self.stack.contact_uri(transport=self.transport, host=self.public_ip)}>")
             self.stack.calls[self.dialog.id] = self
             self.stack.pending.pop(response.call_id, None)
         self._send_ack(response)

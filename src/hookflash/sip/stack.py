@@ -96,11 +96,22 @@ class SipStack:
     def port(self) -> int:
         return self.endpoint.local_addr[1]
 
-    def contact_uri(self, user: str = "s", transport: str = "udp") -> str:
+    def advertised_ip(self, remote_host: str | None) -> str:
+        """The address to put in SDP and Contact for a far end at ``remote_host``:
+        ``externip`` unless that host is in a ``localnet`` (chan_sip's NAT rule)."""
+        g = self.config.general
+        if not g.externip or not remote_host:
+            return self.local_ip
+        if any(net.contains(remote_host) for net in g.localnets):
+            return self.local_ip
+        return g.externip
+
+    def contact_uri(self, user: str = "s", transport: str = "udp", host: str | None = None) -> str:
+        host = host or self.local_ip
         if transport in ("tcp", "tls"):
             port = self.endpoint.stream_ports.get(transport, self.port)
-            return f"sip:{user}@{self.local_ip}:{port};transport={transport}"
-        return f"sip:{user}@{self.local_ip}:{self.port}"
+            return f"sip:{user}@{host}:{port};transport={transport}"
+        return f"sip:{user}@{host}:{self.port}"
 
     def new_via(self, branch: str | None = None, transport: str = "udp") -> str:
         port = self.endpoint.stream_ports.get(transport, self.port) if transport != "udp" else self.port
