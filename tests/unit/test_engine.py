@@ -625,7 +625,6 @@ def test_dial_T_lets_the_caller_blind_transfer(tmp_path: Path) -> None:
              same => n,Hangup()
             """) as (pbx, lines):
             one = await pbx.request("Local/s@t/n")
-            two = one.tech.pair.chan  # type: ignore[attr-defined]
             await one.tech.call(one, "s@t", 5)
             await asyncio.sleep(0.3)
             for digit in "#500#":

@@ -162,7 +162,6 @@ async def _run_on_peer(peer: Channel, options: dict[str, str]) -> str | None:
     if "M" in options and options["M"]:
         macro, _, margs = options["M"].partition("^")
         data = macro + ("," + margs.replace("^", ",") if margs else "")
-        peer.context, peer.exten, peer.priority = peer.context, peer.exten, 1
         await run_macro(peer, data)
         if peer.softhangup:
             return "ABORT"

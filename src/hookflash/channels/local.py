@@ -14,7 +14,6 @@ music on hold yet.)
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 

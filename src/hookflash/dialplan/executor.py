@@ -32,10 +32,6 @@ END = "end"  # no more priorities (nested runs stop here)
 HANGUP = "hangup"  # the call is over
 
 
-def _quote(text: str) -> str:
-    return text
-
-
 async def run_priorities(chan: "Channel", dialplan: "Dialplan", *, nested: bool = False,
                          in_h: bool = False, stop_depth: int | None = None,
                          scope: str | None = None) -> str:

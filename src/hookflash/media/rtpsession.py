@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import socket
 import struct
@@ -118,6 +117,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self.rtcp_remote: tuple[str, int] | None = None
         self._rtcp_task: asyncio.Task[None] | None = None
         self.rtcp_interval = 5.0
+        self.remote_ssrc = 0  # SSRC of the stream we receive (for RTCP report blocks)
 
     # ------------------------------------------------------------------ setup
     @classmethod
@@ -192,7 +192,7 @@ class RtpSession(asyncio.DatagramProtocol):
         seq = (data[2] << 8) | data[3]
         ts = int.from_bytes(data[4:8], "big")
         stats.receiver.update(seq, ts, time.monotonic())
-        self._rssrc = int.from_bytes(data[8:12], "big")
+        self.remote_ssrc = int.from_bytes(data[8:12], "big")
         cc = data[0] & 0x0F
         offset = 12 + 4 * cc
         if data[0] & 0x10 and len(data) >= offset + 4:
@@ -303,7 +303,7 @@ class RtpSession(asyncio.DatagramProtocol):
         st = self.stats
         blocks = []
         if st.receiver.started and self.relay is None:
-            block = st.receiver.report_block(self._remote_ssrc or 0)
+            block = st.receiver.report_block(self.remote_ssrc)
             if st.last_sr:
                 block.lsr = st.last_sr
                 block.dlsr = int((now - st.last_sr_time) * 65536)
@@ -341,10 +341,6 @@ class RtpSession(asyncio.DatagramProtocol):
                 if block.ssrc == self.ssrc:
                     self.stats.remote_report = block
 
-    @property
-    def _remote_ssrc(self) -> int | None:
-        return getattr(self, "_rssrc", None)
-
     def error_received(self, exc: Exception) -> None:  # ICMP port unreachable etc.
         log.debug("RTP socket error on port %d: %s", self.port, exc)
 
@@ -362,15 +358,4 @@ class _RtcpSink(asyncio.DatagramProtocol):
         self.session.on_rtcp(data, addr)
 
 
-def local_ip_for(remote_host: str) -> str:
-    """The address the OS would use to reach ``remote_host`` (no packet is sent)."""
-    import socket
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect((remote_host, 9))
-            return str(s.getsockname()[0])
-    except OSError:
-        return "127.0.0.1"
-
-
-__all__ = ["RtpSession", "PortAllocator", "local_ip_for", "os"]
+__all__ = ["RtpSession", "PortAllocator"]

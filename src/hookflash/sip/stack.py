@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from hookflash.sip.auth import AuthStatus, DigestChallenger, answer_challenge, ha1
-from hookflash.sip.config import Registration, SipConfig, SipPeerConfig
+from hookflash.sip.config import Registration, SipConfig
 from hookflash.sip.dialog import build_response
 from hookflash.sip.endpoint import Addr, SipEndpoint
 from hookflash.sip.message import Headers, SipRequest, SipResponse, make_branch, make_tag
