@@ -464,7 +464,7 @@ def test_outbound_registration_to_another_registrar(tmp_path: Path) -> None:
             time.sleep(0.1)
         registry = client.rx("sip show registry")
         assert f"127.0.0.1:{provider_port}" in registry and "Registered" in registry and "1 SIP registrations." in registry
-        assert f"1001/1001                 127.0.0.1" in provider.rx("sip show peers")
+        assert "1001/1001                 127.0.0.1" in provider.rx("sip show peers")
     finally:
         client.stop()
         provider.stop()
