@@ -107,6 +107,15 @@ KNOWN_MODULES: dict[str, str] = {
     "res_musiconhold": "hookflash.apps.media:MusicOnHoldModule",
     "pbx_media_builtins": "hookflash.apps.media:MediaBuiltinsModule",
     "func_timeout": "hookflash.apps.media:TimeoutModule",
+    "app_voicemail": "hookflash.voicemail.module:VoicemailModule",
+    "app_meetme": "hookflash.conference.meetme:MeetMeModule",
+    "app_confbridge": "hookflash.conference.confbridge:ConfBridgeModule",
+    "pbx_spool": "hookflash.apps.spool:SpoolModule",
+    "res_calendar": "hookflash.calendar.module:CalendarModule",
+    "res_calendar_icalendar": "hookflash.calendar.ical:ICalModule",
+    "res_calendar_caldav": "hookflash.calendar.caldav:CalDavModule",
+    "res_calendar_ews": "hookflash.calendar.ews:EwsModule",
+    "res_calendar_exchange": "hookflash.calendar.exchange:ExchangeModule",
 }
 
 

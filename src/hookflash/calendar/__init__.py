@@ -1,0 +1,1 @@
+"""Calendars: iCalendar events, the backends (ical, caldav, ews, exchange) and res_calendar."""

@@ -1,0 +1,1 @@
+"""Conferences: the audio mixer, MeetMe and ConfBridge."""

@@ -1,0 +1,1 @@
+"""Voicemail: voicemail.conf, the spool store, VoiceMail/VoiceMailMain and notifications."""
