@@ -533,3 +533,46 @@ def test_externip_advertised_outside_localnet(tmp_path: Path, localnet: str, exp
         assert f"@{expected}:" in contact
     finally:
         server.stop()
+
+
+def test_directmedia_phones_talk_to_each_other_directly(tmp_path: Path) -> None:
+    """directmedia=yes: after the answer hookflash re-INVITEs both phones to send their
+    RTP to each other; the tones still arrive, and hookflash's own RTP counters stop
+    growing; after the call nothing is left."""
+    need("baresip")
+    port = free_port()
+    conf = PEERS.format(port=port).replace("type=friend", "type=friend\ndirectmedia=yes").replace(
+        "allow=alaw\n", "")  # same codec on both legs, else the media must be transcoded here
+    server = Server(tmp_path / "etc", {"sip.conf": conf, "extensions.conf": DIALPLAN.replace(
+        "{prompt}", "beep").replace("{recfile}", str(tmp_path / "rec")), "rtp.conf": rtp_conf(),
+        "asterisk.conf": "[options]\nverbose=3\n"}).start()
+    server.port = port  # type: ignore[attr-defined]
+    alice = phone(tmp_path, server, "1001", 440)
+    bob = phone(tmp_path, server, "1002", 1000)
+    try:
+        wait_registered(server, "1001", "1002")
+        alice.command("dial", f"sip:1002@127.0.0.1:{port}")
+        alice.wait_event("CALL_ESTABLISHED")
+        assert server.wait_for("sends its media directly to", 5), server.output()[-3000:]
+        time.sleep(1.0)  # the phones have switched
+        first = _relayed(server.rx("sip show channelstats"))
+        time.sleep(2.0)
+        second = _relayed(server.rx("sip show channelstats"))
+        assert second - first < 10, (first, second)  # 2 s relayed would be ~200 packets
+        alice.command("hangup")
+        bob.wait_event("CALL_CLOSED")
+        time.sleep(0.5)
+        assert "0 active SIP dialogs" in server.rx("sip show channels")
+    finally:
+        alice.stop()
+        bob.stop()
+        server.stop()
+    assert abs(dominant(alice.recordings("dec")[-1]) - 1000) < 15  # alice hears bob
+    assert abs(dominant(bob.recordings("dec")[-1]) - 440) < 15  # bob hears alice
+
+
+def _relayed(stats: str) -> int:
+    """Packets hookflash received over every call in `sip show channelstats`."""
+    rows = [line.split() for line in stats.splitlines()[1:] if line.startswith("127.")]
+    assert len(rows) == 2, stats
+    return sum(int(row[3]) for row in rows)

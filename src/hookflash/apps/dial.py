@@ -237,6 +237,7 @@ async def _connect(chan: Channel, peer: Channel, options: dict[str, str], start:
     bridge = Bridge(chan, peer)
     limit = _parse_limit(options.get("L", ""))
     features = {c for c, opt in ((peer, "t"), (chan, "T")) if opt in options}
+    bridge.direct_media = not (limit or features)  # they need the media (DTMF, timing) here
     watchers = [asyncio.ensure_future(_limit(bridge, chan, peer, *limit))] if limit else []
     watchers += [asyncio.ensure_future(_transfer_watch(bridge, c)) for c in features]
     try:

@@ -22,6 +22,7 @@ class Bridge:
         self._changed = asyncio.Event()
         self._relays: list[asyncio.Task[None]] = []
         self._native = False
+        self.direct_media = True  # members may send media to each other directly (SIP directmedia)
 
     def peer_of(self, chan: "Channel") -> "Channel":
         return self.members[1] if self.members[0] is chan else self.members[0]

@@ -580,11 +580,15 @@ class SdpSession:
         return sd
 
     def offer(self, codecs: list[str], direction: str = "sendrecv",
-              dtmf: bool = True) -> SessionDescription:
-        return self._stamp(make_offer(self.local_ip, self.port, codecs, dtmf, direction,
-                                      self.session_id, self.version,
-                                      username=self.username,
-                                      session_name=self.session_name))
+              dtmf: bool = True, media: tuple[str, int] | None = None) -> SessionDescription:
+        """Our offer; ``media`` points the stream at another address and port than
+        ours (direct media: the far end sends its RTP straight to the other phone)."""
+        sd = make_offer(self.local_ip, media[1] if media else self.port, codecs, dtmf,
+                        direction, self.session_id, self.version,
+                        username=self.username, session_name=self.session_name)
+        if media is not None:
+            sd.connection = Connection.for_ip(media[0])
+        return self._stamp(sd)
 
     def answer(self, offer: SessionDescription, allowed: list[str],
                direction: str = "sendrecv", dtmf: bool = True) -> Answer:

@@ -104,11 +104,34 @@ class SipTech(ChannelTech):
             return False
         a.start_relay(b)
         b.start_relay(a)
+        if self._direct_media_with(other):
+            # directmedia=yes: re-INVITE each phone to send its RTP straight to the
+            # other; the relay stays armed for packets already on the way
+            self.sip.redirect_media(other.sip)
+            other.sip.redirect_media(self.sip)
+        return True
+
+    def _direct_media_with(self, other: "SipTech") -> bool:
+        """Both peers allow direct media, both calls are up, neither is on hold or
+        learns its address from what it sends (comedia), and the bridge needs no DTMF
+        features or time limit (Dial's t/T/L())."""
+        calls = (self.sip, other.sip)
+        chan = self.sip.chan
+        if chan is None or not getattr(chan.bridge, "direct_media", True):
+            return False
+        for call in calls:
+            cfg = call.peer.config if call.peer else None
+            if (cfg is None or not cfg.directmedia or "comedia" in cfg.nat or call.dialog is None
+                    or not call.answered or call.finished or call.hold or call.rtp is None
+                    or call.rtp.remote is None):
+                return False
         return True
 
     def stop_native(self) -> None:
         if self.sip.rtp is not None:
             self.sip.rtp.stop_relay()
+        if self.sip.direct and not self.sip.finished:
+            self.sip.restore_media()
 
 
 class SipCall:
@@ -136,6 +159,8 @@ class SipCall:
         self.uri = ""
         self.auth_tries = 0
         self.transport = stack.peer_transport(peer) if outgoing else "udp"
+        self.direct = False  # media goes straight to another phone (directmedia)
+        self.reinvite: SipRequest | None = None  # our last in-dialog INVITE
         self.public_ip = stack.local_ip  # what SDP and Contact advertise (externip/localnet)
 
     @property
@@ -369,6 +394,61 @@ class SipCall:
             self.stack.endpoint.request(request, dest, lambda response: None)
         self.last_message = f"Tx: {method}"
 
+    # ================================================================== direct media
+    def redirect_media(self, target: "SipCall") -> None:
+        """Re-INVITE the far end to send its RTP to ``target``'s phone."""
+        assert target.rtp is not None and target.rtp.remote is not None
+        self.direct = True
+        self._send_reinvite(target.rtp.remote)
+        if self.chan is not None:
+            self.stack.pbx.verbose(3, f"{self.chan.name} sends its media directly to "
+                                      f"{target.rtp.remote[0]}:{target.rtp.remote[1]}")
+
+    def restore_media(self) -> None:
+        """Re-INVITE the far end to send its RTP to us again."""
+        self.direct = False
+        self._send_reinvite(None)
+
+    def _send_reinvite(self, media: tuple[str, int] | None) -> None:
+        if self.dialog is None or self.sdp is None or self.finished:
+            return
+        codecs = [self.format] if getattr(self, "format", None) else self.codecs
+        body = str(self.sdp.offer(codecs, media=media)).encode()
+        contact = f"<{self.stack.contact_uri(transport=self.transport, host=self.public_ip)}>"
+        request = self.dialog.create_request(
+            "INVITE", via=self.stack.new_via(transport=self.transport),
+            headers=[("Contact", contact), ("Content-Type", "application/sdp")], body=body)
+        request.headers.add("User-Agent", self.stack.useragent())
+        self.reinvite = request
+        dest = self.dest or self.source
+        if dest is not None:
+            self.stack.endpoint.request(request, dest, self._on_reinvite_response)
+        self.last_message = "Tx: INVITE"
+
+    def _on_reinvite_response(self, response: SipResponse | None) -> None:
+        if response is None:
+            log.warning("No answer to the media re-INVITE of %s", self.chan.name if self.chan else "?")
+            self.direct = False
+            return
+        self.last_message = f"Rx: {response.status}"
+        if response.status < 200:
+            return
+        if response.status < 300:
+            self._ack_reinvite(response)
+        else:  # refused: the media stays with us, the relay carries it
+            log.info("%s refused the media re-INVITE (%d)", self.chan.name if self.chan else "?",
+                     response.status)
+            self.direct = False
+
+    def _ack_reinvite(self, response: SipResponse) -> None:
+        if self.dialog is None or self.reinvite is None:
+            return
+        ack = self.dialog.create_ack(response, via=self.stack.new_via(transport=self.transport),
+                                     invite=self.reinvite)
+        dest = self.dest or self.source
+        if dest is not None:
+            self.stack.endpoint.send(ack, dest)
+
     # ================================================================== outgoing
     @classmethod
     def outgoing_call(cls, stack: "SipStack", peer: "PeerState | None", uri: str,
@@ -484,7 +564,11 @@ class SipCall:
 
     def on_stray_response(self, response: SipResponse, source: tuple[str, int]) -> None:
         if 200 <= response.status < 300 and response.cseq[1] == "INVITE" and self.dialog is not None:
-            self._send_ack(response)  # the 2xx was retransmitted: our ACK was lost
+            # the 2xx was retransmitted: our ACK was lost
+            if self.reinvite is not None and response.cseq[0] == self.reinvite.cseq[0]:
+                self._ack_reinvite(response)
+            elif self.outgoing:
+                self._send_ack(response)
 
     def _answer_sdp(self, response: SipResponse) -> None:
         if self.offer is None or self.rtp is None:

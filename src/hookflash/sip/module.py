@@ -152,6 +152,8 @@ class SipModule(Module):
               "Usage: sip show registry"),
             C(("sip", "show", "channels"), self._channels, "List active SIP channels",
               "Usage: sip show channels"),
+            C(("sip", "show", "channelstats"), self._channelstats, "List statistics for active SIP channels",
+              "Usage: sip show channelstats"),
             C(("sip", "reload"), self._reload, "Reload SIP configuration", "Usage: sip reload"),
             C(("sip", "set", "debug"), self._debug, "Enable/Disable SIP debugging",
               "Usage: sip set debug {on|off|ip <addr>|peer <peer>}"),
@@ -251,6 +253,38 @@ class SipModule(Module):
                                     "Yes" if call.hold else "No", call.last_message, "",
                                     call.peer.name if call.peer else "(None)"))
         lines.append(f"{count} active SIP dialog{'' if count == 1 else 's'}")
+        return "\n".join(lines) + "\n"
+
+    def _channelstats(self, args: CliArgs) -> str:
+        """RTP counters per call, in chan_sip's columns (a call with direct media shows
+        the few packets relayed before the phones switched to each other)."""
+        stack = self.stack
+        head = "{:<15.15s}  {:<11.11s}  {:<8.8s} {:<10.10s}  {:<10.10s} (     %) {:<6.6s} {:<10.10s}  {:<10.10s} (     %) {:<6.6s}"
+        lines = [head.format("Peer", "Call ID", "Duration", "Recv: Pack", "Lost", "Jitter",
+                             "Send: Pack", "Lost", "Jitter")]
+        count = 0
+        now = time.time()
+        for call in list(stack.calls.values()) if stack else []:
+            if call.rtp is None:
+                continue
+            count += 1
+            st = call.rtp.stats
+            addr = call.source or call.dest or ("", 0)
+            secs = int(now - call.created)
+            duration = f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"
+            got = st.packets_in
+            lost = max(st.lost, 0)
+            lost_pct = 100.0 * lost / (got + lost) if got + lost else 0.0
+            report = st.remote_report
+            their_lost = max(report.packets_lost, 0) if report is not None else 0
+            sent_pct = 100.0 * their_lost / st.packets_out if st.packets_out else 0.0
+            their_jitter = report.jitter / 8000.0 if report is not None else 0.0
+            call_id = call.invite.call_id if call.invite else ""
+            lines.append(f"{addr[0]:<15.15s}  {call_id:<11.11s}  {duration:<8.8s} {got:010d}{'':1s} "
+                         f"{lost:010d} ({lost_pct:5.2f}%) {st.jitter / 8000.0:<6.4f} "
+                         f"{st.packets_out:010d}{'':1s} {their_lost:010d} ({sent_pct:5.2f}%) "
+                         f"{their_jitter:<6.4f}")
+        lines.append(f"{count} active SIP channel{'' if count == 1 else 's'}")
         return "\n".join(lines) + "\n"
 
     async def _reload(self, args: CliArgs) -> str:
