@@ -763,3 +763,21 @@ def test_uas_dialog_checks_remote_cseq() -> None:
     assert notify.cseq == (d.local_seq, "NOTIFY")
     assert notify.to_addr.tag == "a1" and notify.from_addr.tag == "b2"
     assert notify.uri == "sip:alice@client.example.com"
+
+
+def test_shrinking_layer_resends_the_same_bytes_and_drops_the_parsed_messages() -> None:
+    layer = TransactionLayer(shrink=True)
+    reg = request("REGISTER")
+    [deliver, *_] = layer.receive(reg, SRC, 0.0)
+    txn = deliver.transaction
+    ok = build_response(reg, 200)
+    layer.respond(reg, ok, 0.1)
+    assert txn.request is None and txn.last_response == bytes(ok)  # Completed: shrunk
+    resent = [a for a in layer.receive(request("REGISTER"), SRC, 1.0) if isinstance(a, Send)]
+    assert [a.message for a in resent] == [bytes(ok)] and resent[0].dest == SRC
+    assert layer.on_timer(0.1 + 32.0) and layer.server_count == 0  # Timer J still ends it
+    # an RFC 2543 request (no magic cookie) keeps its messages: its matching reads them
+    old = request("REGISTER", branch="oldstyle1")
+    layer.receive(old, SRC, 40.0)
+    layer.respond(old, build_response(old, 200), 40.1)
+    assert layer.server_transaction(old).request is not None

@@ -43,7 +43,7 @@ class TransactionUser(Protocol):
 class SipEndpoint(asyncio.DatagramProtocol):
     def __init__(self, tu: TransactionUser, timers: TimerConfig | None = None) -> None:
         self.tu = tu
-        self.layer = TransactionLayer(timers or TimerConfig())
+        self.layer = TransactionLayer(timers or TimerConfig(), shrink=True)
         self.transport: asyncio.DatagramTransport | None = None
         self.loop = asyncio.get_event_loop()
         self.handlers: dict[ClientTransaction, ResponseHandler] = {}
@@ -234,8 +234,9 @@ class SipEndpoint(asyncio.DatagramProtocol):
         except Exception:
             return "udp"
 
-    def send(self, message: SipRequest | SipResponse, dest: Addr) -> None:
-        data = bytes(message)
+    def send(self, message: SipRequest | SipResponse | bytes, dest: Addr) -> None:
+        """Send a message (or the bytes of one a shrunk UDP transaction resends)."""
+        data = message if isinstance(message, bytes) else bytes(message)
         if self.debug_peers is not None:
             self._trace("---> SIP sent to", dest, data)
         self.stats["sent"] += 1
