@@ -13,6 +13,8 @@ times); the dialplan sees them as epoch seconds, as Asterisk shows them.
 from __future__ import annotations
 
 import enum
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Protocol
@@ -105,11 +107,43 @@ class BackendFactory(Protocol):
     def __call__(self, settings: BackendSettings) -> Backend: ...
 
 
+class CalendarTypes(dict):  # type: ignore[type-arg]
+    """The type registry: a dict that tells ``listeners(type_name, added)`` when a
+    backend module adds (``types[t] = ...``) or removes (``del``/``pop``) its type, so
+    res_calendar starts the calendars of a backend loaded after it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listeners: list[Callable[[str, bool], None]] = []
+
+    def _tell(self, key: str, added: bool) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(key, added)
+            except Exception:
+                logging.getLogger("hookflash.calendar").exception("calendar type listener failed")
+
+    def __setitem__(self, key: str, value: tuple[str, BackendFactory]) -> None:
+        super().__setitem__(key, value)
+        self._tell(key, True)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._tell(key, False)
+
+    def pop(self, key: str, *default: object) -> object:  # type: ignore[override]
+        present = key in self
+        value = super().pop(key, *default)
+        if present:
+            self._tell(key, False)
+        return value
+
+
 def calendar_types(pbx: object) -> dict[str, tuple[str, BackendFactory]]:
     """type name -> (description, factory); each res_calendar_* module adds its own
     entry on load and removes it on unload; res_calendar looks types up here."""
     types = getattr(pbx, "calendar_types", None)
     if types is None:
-        types = {}
+        types = CalendarTypes()
         setattr(pbx, "calendar_types", types)
     return types
