@@ -6,8 +6,9 @@ Congestion, Progress, Ringing; Verbose and Log.
 
 from __future__ import annotations
 
+import inspect
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hookflash.apps.goto import jump
 from hookflash.channels.channel import ChannelState, Control, HangupCause
@@ -32,8 +33,10 @@ def _seconds(text: str, default: float = 0.0) -> float:
 
 
 # ---------------------------------------------------------------------- variables
-def set_variable(chan: "Channel", name: str, value: str) -> None:
-    """Assign ``name`` (a variable, or ``FUNC(args)``) as Set does."""
+def set_variable(chan: "Channel", name: str, value: str) -> Any:
+    """Assign ``name`` (a variable, or ``FUNC(args)``) as Set does. A function writer that
+    must wait (CALENDAR_WRITE talks to a server) returns an awaitable: it is returned
+    here so Set awaits it without holding up other calls."""
     name = name.strip()
     if name.endswith(")") and "(" in name:
         func_name, args = split_function(name)
@@ -45,17 +48,18 @@ def set_variable(chan: "Channel", name: str, value: str) -> None:
             log.error("Function %s cannot be written to (on %s at %s)", func_name, chan.name,
                       chan.location)
             return
-        func.write(chan, args, value)
-        return
+        result = func.write(chan, args, value)  # type: ignore[func-returns-value]
+        return result if inspect.isawaitable(result) else None
     chan.set_var(name, value)
+    return None
 
 
-def app_set(chan: "Channel", data: str) -> None:
+def app_set(chan: "Channel", data: str) -> Any:
     name, eq, value = data.partition("=")
     if not eq or not name.strip():
         log.warning("Set requires an argument (variable=value), got '%s' on %s", data, chan.name)
-        return
-    set_variable(chan, name, value)
+        return None
+    return set_variable(chan, name, value)
 
 
 def app_mset(chan: "Channel", data: str) -> None:

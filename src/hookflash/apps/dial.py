@@ -4,9 +4,11 @@
 BUSY, NOANSWER, CANCEL, CONGESTION, CHANUNAVAIL), DIALEDTIME, ANSWEREDTIME,
 DIALEDPEERNAME and DIALEDPEERNUMBER. Options implemented here: ``g`` (go on in the
 dialplan when the called party hangs up), ``r`` (indicate ringing), ``M(macro^args)``
-and ``U(sub^args)`` (run on the called channel after it answers, before the bridge;
-MACRO_RESULT / GOSUB_RESULT of ABORT, CONGESTION, BUSY, CONTINUE or GOTO:ctx^ext^pri
-act as in Asterisk), ``A(file)`` (played to the called party on answer),
+and ``U(context^args)`` (run on the called channel after it answers, while the caller
+waits unanswered, before the bridge; MACRO_RESULT / GOSUB_RESULT of ABORT, CONGESTION,
+BUSY, CHANUNAVAIL, CONTINUE or GOTO:ctx^ext^pri act as in Asterisk; a routine that
+hangs the called channel up, fails, or does not exist leaves the two unconnected, and
+the caller hanging up meanwhile ends the routine), ``A(file)`` (played to the called party on answer),
 ``L(x[:y[:z]])`` (limit the call to x ms; warn y ms before the end and every z ms,
 with the ``vm-youhave``-style beep) and ``t``/``T`` (the called/calling party may
 blind-transfer the other with ``#`` then the extension, in the transferrer's context).
@@ -23,7 +25,7 @@ from hookflash.channels.bridge import Bridge
 from hookflash.channels.channel import Channel, ChannelState, Control, HangupCause
 from hookflash.dialplan.args import split_args
 from hookflash.engine.modules import Module
-from hookflash.engine.registry import Application
+from hookflash.engine.registry import Application, DialplanError
 
 if TYPE_CHECKING:
     pass
@@ -156,26 +158,53 @@ async def place_calls(caller: Channel | None, targets: list[str], timeout: float
     return winner, status, [leg.chan for leg in legs]
 
 
-async def _run_on_peer(peer: Channel, options: dict[str, str]) -> str | None:
-    """Run M()/U() on the answered peer; return a MACRO/GOSUB_RESULT or None."""
+_CALLER_GONE = "\0caller-gone"  # cannot be a MACRO_RESULT a dialplan sets
+
+
+async def _run_on_peer(chan: Channel, peer: Channel, options: dict[str, str]) -> str | None:
+    """Run M()/U() on the answered peer while the caller waits; return the
+    MACRO_RESULT / GOSUB_RESULT, "ABORT" when the peer hung up, failed or could not run
+    the routine, _CALLER_GONE when the caller hung up meanwhile, or None."""
     from hookflash.apps.stack import run_macro, run_sub
-    if "M" in options and options["M"]:
+    if options.get("M"):
         macro, _, margs = options["M"].partition("^")
         data = macro + ("," + margs.replace("^", ",") if margs else "")
-        await run_macro(peer, data)
-        if peer.softhangup:
-            return "ABORT"
-        return peer.vars.get("MACRO_RESULT") or None
-    if "U" in options and options["U"]:
+        routine, result_var = run_macro(peer, data), "MACRO_RESULT"
+        label = f"macro {macro}"
+    elif options.get("U"):
         sub, _, sargs = options["U"].partition("^")
-        target = sub if not sargs else f"{sub}({sargs.replace('^', ',')})"
-        if "," not in sub and "@" not in sub:
-            target = f"{sub},s,1" + (f"({sargs.replace('^', ',')})" if sargs else "")
-        await run_sub(peer, target)
-        if peer.softhangup:
-            return "ABORT"
-        return peer.vars.get("GOSUB_RESULT") or None
-    return None
+        # as Asterisk: U(context^arg1^arg2) is Gosub(context,s,1(arg1,arg2))
+        target = f"{sub},s,1" + (f"({sargs.replace('^', ',')})" if sargs else "")
+        routine, result_var = run_sub(peer, target), "GOSUB_RESULT"
+        label = f"subroutine {sub}"
+    else:
+        return None
+    peer.vars.pop(result_var, None)
+    task = asyncio.ensure_future(routine)
+    caller_gone = asyncio.ensure_future(chan.hangup_event.wait())
+    try:
+        await asyncio.wait({task, caller_gone}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():  # the caller gave up: end the routine on the peer
+            peer.request_hangup()
+            await asyncio.wait({task}, timeout=5)
+            if not task.done():
+                task.cancel()
+            return _CALLER_GONE
+    finally:
+        caller_gone.cancel()
+    try:
+        outcome = task.result()
+    except DialplanError as exc:
+        log.warning("Dial %s(%s) on %s: %s; not connecting %s", "M" if result_var == "MACRO_RESULT" else "U",
+                    label, peer.name, exc, chan.name)
+        return "ABORT"
+    except Exception:
+        log.exception("Dial: %s failed on %s", label, peer.name)
+        return "ABORT"
+    if peer.softhangup or outcome == "hangup":
+        chan.pbx.verbose(3, f"{peer.name} hung up in {label}; not connecting {chan.name}")
+        return "ABORT"
+    return peer.vars.get(result_var) or None
 
 
 async def app_dial(chan: Channel, data: str) -> int | None:
@@ -215,20 +244,11 @@ async def _connect(chan: Channel, peer: Channel, options: dict[str, str], start:
     chan.set_var("DIALEDPEERNUMBER", peer.name.partition("/")[2].split("-")[0])
     if chan.cdr is not None:
         chan.cdr.dstchannel = peer.name
-    result = await _run_on_peer(peer, options)
+    result = await _run_on_peer(chan, peer, options)
     if result:
-        upper = result.upper()
-        if upper in ("ABORT", "CONGESTION", "BUSY", "CONTINUE") or upper.startswith("GOTO:"):
-            await peer.hangup()
-            chan.set_var("DIALSTATUS", {"ABORT": "ANSWER", "CONGESTION": "CONGESTION",
-                                        "BUSY": "BUSY"}.get(upper, "ANSWER"))
-            if upper.startswith("GOTO:"):
-                from hookflash.apps.goto import jump
-                jump(chan, result[5:].replace("^", ","))
-                return None
-            if upper == "ABORT":
-                return -1 if "g" not in options else None
-            return None
+        outcome = await _routine_result(chan, peer, result, options)
+        if outcome != "connect":
+            return outcome  # type: ignore[return-value]
     if "A" in options and options["A"]:
         await _announce(peer, options["A"])
     if chan.state != ChannelState.UP:
@@ -258,6 +278,35 @@ async def _connect(chan: Channel, peer: Channel, options: dict[str, str], start:
     if caller_gone:
         return -1
     return None if "g" in options else -1
+
+
+async def _routine_result(chan: Channel, peer: Channel, result: str,
+                          options: dict[str, str]) -> int | None | str:
+    """Act on MACRO_RESULT/GOSUB_RESULT as Asterisk's Dial does: BUSY, CONGESTION and
+    CHANUNAVAIL set DIALSTATUS and go on; CONTINUE goes on; GOTO:ctx^exten^pri jumps
+    the caller there; ABORT hangs both up (the caller goes on with ``g``). Anything
+    else connects the call ("connect")."""
+    if result == _CALLER_GONE:
+        await peer.hangup()
+        return -1
+    upper = result.upper()
+    if upper not in ("ABORT", "CONGESTION", "BUSY", "CHANUNAVAIL", "CONTINUE") and not upper.startswith("GOTO:"):
+        return "connect"
+    await peer.hangup()
+    if upper in ("BUSY", "CONGESTION", "CHANUNAVAIL"):
+        chan.set_var("DIALSTATUS", upper)
+        return None
+    if upper == "CONTINUE":
+        return None
+    if upper.startswith("GOTO:"):
+        from hookflash.apps.goto import jump
+        try:
+            jump(chan, result[5:].replace("^", ","))
+        except DialplanError as exc:
+            log.warning("Dial: cannot go to '%s' on %s: %s", result[5:], chan.name, exc)
+            return None if "g" in options else -1
+        return None
+    return None if "g" in options else -1  # ABORT
 
 
 async def _announce(peer: Channel, files: str) -> None:

@@ -111,6 +111,7 @@ KNOWN_MODULES: dict[str, str] = {
     "app_meetme": "hookflash.conference.meetme:MeetMeModule",
     "app_confbridge": "hookflash.conference.confbridge:ConfBridgeModule",
     "pbx_spool": "hookflash.apps.spool:SpoolModule",
+    "func_devstate": "hookflash.engine.devstate:DevStateModule",
     "res_calendar": "hookflash.calendar.module:CalendarModule",
     "res_calendar_icalendar": "hookflash.calendar.ical:ICalModule",
     "res_calendar_caldav": "hookflash.calendar.caldav:CalDavModule",

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -137,16 +138,26 @@ def find_sound(name: str, language: str, datadir: Path | str,
         if ext and Path(name).is_file():
             return Path(name), ext
         return _formats_at(Path(name), preferred)
-    sounds = Path(datadir) / "sounds"
-    for lang in language_candidates(language):
-        if ext:
-            exact = sounds / _with_language(name, lang, languageprefix)
-            if exact.is_file():
-                return exact, ext
-        found = _formats_at(sounds / _with_language(name, lang, languageprefix), preferred)
-        if found:
-            return found
+    for sounds in [Path(datadir) / "sounds", *extra_sound_dirs()]:
+        for lang in language_candidates(language):
+            if ext:
+                exact = sounds / _with_language(name, lang, languageprefix)
+                if exact.is_file():
+                    return exact, ext
+            found = _formats_at(sounds / _with_language(name, lang, languageprefix), preferred)
+            if found:
+                return found
     return None
+
+
+def extra_sound_dirs() -> list[Path]:
+    """Searched after ``<datadir>/sounds``: hookflash's own prompts (the chapter's prompts
+    that Debian's sound packages lack, made by scripts/make-prompts.sh) in
+    ``<python prefix>/share/hookflash/sounds`` (the venv), then ``$HOOKFLASH_SOUNDS_DIR``."""
+    dirs = [Path(sys.prefix) / "share" / "hookflash" / "sounds"]
+    if os.environ.get("HOOKFLASH_SOUNDS_DIR"):
+        dirs.append(Path(os.environ["HOOKFLASH_SOUNDS_DIR"]))
+    return [d for d in dirs if d.is_dir()]
 
 
 def list_sounds(directory: Path | str) -> list[str]:
