@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -139,11 +140,28 @@ class ICalBackend:
             await self.http.close()
 
 
+class _Factory:
+    """Builds ical backends; a relative path in ``url`` names a file beside
+    calendar.conf (the config directory), wherever hookflash was started from."""
+
+    type_name = TYPE
+
+    def __init__(self, conf_dir: Path | None) -> None:
+        self.conf_dir = conf_dir
+
+    def __call__(self, settings: BackendSettings) -> ICalBackend:
+        if self.conf_dir is not None and not Path(settings.filename).is_absolute():
+            settings = replace(settings, filename=str(self.conf_dir / Path(settings.filename).name))
+        return ICalBackend(settings)
+
+
 class ICalModule(Module):
     description = "hookflash iCalendar .ics file support"
 
     async def start(self) -> None:
-        calendar_types(self.pbx)[TYPE] = (DESCRIPTION, ICalBackend)
+        config_path = getattr(self.pbx, "config_path", None)
+        conf_dir = config_path("calendar.conf").parent if config_path is not None else None
+        calendar_types(self.pbx)[TYPE] = (DESCRIPTION, _Factory(conf_dir))
 
     async def stop(self) -> None:
         calendar_types(self.pbx).pop(TYPE, None)
