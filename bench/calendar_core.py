@@ -10,7 +10,7 @@ Prints:
    and a Local-channel call loop running as background load;
 2. CALENDAR_BUSY and CALENDAR_QUERY (+ CALENDAR_QUERY_RESULT getnum) calls per second
    through ``${...}`` substitution, against a calendar of ``--cached`` events.
-The calendar server is an in-memory backend (backends are benched in bench/calendar.py).
+The calendar server is an in-memory backend (backends are benched in bench/calendar_backends.py).
 Figures only; nothing here fails on a time.
 """
 
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]  # bench/calendar.py
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]  # bench/calendar_backends.py
 sys.path.insert(0, str(_HERE.parent))
 sys.path.insert(0, str(_HERE.parent / "src"))
 

@@ -89,13 +89,25 @@ def test_rx_without_server_says_so(tmp_path: Path) -> None:
 def test_embedded_default_starts_and_says_where_the_socket_is(tmp_path: Path) -> None:
     env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
     proc = subprocess.Popen(HOOKFLASH + ["-f"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env)
+                            text=True, env=env, cwd=tmp_path)
     sock = tmp_path / "state" / "hookflash" / "run" / "hookflash.ctl"
     try:
         _wait_for(sock, proc)
         out = subprocess.run(HOOKFLASH + ["-rx", "dialplan show demo"], capture_output=True, text=True,
                              env=env, timeout=30).stdout
         assert "[ Context 'demo' created by 'pbx_config' ]" in out
+        # the demo calendar (demo.ics beside calendar.conf) is read whatever the cwd
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            cal = subprocess.run(HOOKFLASH + ["-rx", "calendar show calendar demo"], capture_output=True,
+                                 text=True, env=env, timeout=30).stdout
+            if "Stand-up" in cal:
+                break
+            time.sleep(0.2)
+        assert "Summary     : Stand-up" in cal and "Location    : 700" in cal, cal
+        users = subprocess.run(HOOKFLASH + ["-rx", "voicemail show users"], capture_output=True,
+                               text=True, env=env, timeout=30).stdout
+        assert "1001" in users and "Alice" in users, users
     finally:
         proc.terminate()
         proc.wait(10)

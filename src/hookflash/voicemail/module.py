@@ -1,8 +1,320 @@
-"""Placeholder while this module is being built (issue 4/5)."""
+"""app_voicemail: configuration, store, applications, console commands, and the
+notifications sent when a mailbox changes.
 
-from hookflash.engine.modules import Module, ModuleDeclined
+The module owns one :class:`~hookflash.voicemail.config.VoicemailConfig` (replaced
+whole on reload; a reload with an error keeps the running one) and one
+:class:`~hookflash.voicemail.store.MessageStore` (the file store under
+``<astspooldir>/voicemail``). It sets ``pbx.mailbox_counts`` so chan_sip can answer
+message-summary subscriptions, and after every change NOTIFYs the peers whose
+``mailbox=`` lists the box and (for new messages) sends the e-mail in the background.
+
+Password changes (VoiceMailMain ``0``, ``5``) are written where ``passwordlocation``
+says: ``voicemail.conf`` (default) rewrites the password field of the mailbox's own
+line in place (the rest of the file untouched, atomic replace); ``spooldir`` writes
+``<spool>/voicemail/<context>/<mailbox>/secret.conf`` (``[general]`` ``password=``),
+as Asterisk does. The embedded demo configuration is never rewritten: its passwords go
+to ``secret.conf``. ``secret.conf`` is read at every load for ``spooldir``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hookflash.conf import ConfigError
+from hookflash.conf.parser import load
+from hookflash.engine.modules import Module
+from hookflash.engine.registry import Application, CliArgs, CliCommand, Function
+from hookflash.voicemail.apps import (
+    app_vmauthenticate,
+    app_vmsayname,
+    app_voicemail,
+    app_voicemailplaymsg,
+    func_mailbox_exists,
+    func_vm_info,
+)
+from hookflash.voicemail.config import (
+    Mailbox,
+    VoicemailConfig,
+    parse_config,
+    rewrite_password,
+    split_box,
+)
+from hookflash.voicemail.main import app_voicemailmain
+from hookflash.voicemail.notify import EmailJob, build_email, notify_mwi, send_email
+from hookflash.voicemail.store import (
+    FileStore,
+    MessageStore,
+    StoredMessage,
+    _write_durable,
+)
+
+if TYPE_CHECKING:
+    from hookflash.engine.pbx import Pbx
+
+log = logging.getLogger("hookflash.voicemail")
 
 
 class VoicemailModule(Module):
+    description = "Comedian Mail (Voicemail System)"
+    support = "core"
+
+    def __init__(self, pbx: Pbx) -> None:
+        super().__init__(pbx)
+        self.cfg = VoicemailConfig()
+        self.store: MessageStore = FileStore(pbx.dirs.astspooldir)
+        self.timings: list[dict[str, float]] = []  # for bench/voicemail.py (kept short)
+        self._poller: asyncio.Future[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def _load(self) -> VoicemailConfig:
+        cfg = parse_config(self.pbx.read_config("voicemail.conf"))
+        if cfg.general.passwordlocation == "spooldir" or self._embedded():
+            cfg = self._spool_passwords(cfg)
+        return cfg
+
+    def _embedded(self) -> bool:
+        from hookflash.engine.pbx import embedded_config_dir
+        return Path(self.pbx.config_dir).resolve() == embedded_config_dir().resolve()
+
+    def _spool_passwords(self, cfg: VoicemailConfig) -> VoicemailConfig:
+        boxes = dict(cfg.mailboxes)
+        for key, box in cfg.mailboxes.items():
+            secret = self._secret_path(box)
+            if secret.is_file():
+                try:
+                    password = load(secret).get("general", "password")
+                except ConfigError as exc:
+                    log.warning("Ignoring %s: %s", secret, exc)
+                    continue
+                if password:
+                    boxes[key] = replace(box, password=password.strip())
+        return replace(cfg, mailboxes=boxes)
+
+    def _secret_path(self, box: Mailbox) -> Path:
+        return Path(self.pbx.dirs.astspooldir) / "voicemail" / box.context / box.mailbox / "secret.conf"
+
     async def start(self) -> None:
-        raise ModuleDeclined("not built yet")
+        self.cfg = self._load()
+        if isinstance(self.store, FileStore):
+            self.store.root.mkdir(parents=True, exist_ok=True)
+            self.store.clean_temp()
+        self.pbx.mailbox_counts = self.mailbox_counts  # type: ignore[attr-defined]
+        self._start_poller()
+        self.pbx.verbose(2, f"Voicemail: {len(self.cfg.mailboxes)} mailboxes in "
+                            f"{len(self.cfg.contexts())} contexts")
+
+    def _start_poller(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+        if self.cfg.general.pollmailboxes:
+            self._poller = asyncio.ensure_future(self._poll())
+
+    async def _poll(self) -> None:
+        """``pollmailboxes``: notice changes made outside hookflash (another process, a
+        file copied into the spool) every ``pollfreq`` seconds and update the lamps."""
+        last: dict[str, tuple[int, int]] = {}
+        while True:
+            for box in list(self.cfg.mailboxes.values()):
+                counts = self.mailbox_counts(box.id)
+                if box.id in last and last[box.id] != counts:
+                    self.changed(box)
+                last[box.id] = counts
+            await asyncio.sleep(self.cfg.general.pollfreq)
+
+    async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+        if getattr(self.pbx, "mailbox_counts", None) == self.mailbox_counts:
+            del self.pbx.mailbox_counts  # type: ignore[attr-defined]
+
+    async def reload(self) -> str | None:
+        try:
+            self.cfg = self._load()
+        except ConfigError as exc:
+            log.error("voicemail.conf not reloaded, the running configuration is kept: %s", exc)
+            return str(exc)
+        self._start_poller()
+        return None
+
+    # ------------------------------------------------------------------ registry
+    def applications(self) -> list[Application]:
+        return [
+            Application("VoiceMail", app_voicemail, "Leave a Voicemail message.",
+                        "VoiceMail(mailbox[@context][&mailbox[@context][&...]][,options])",
+                        "Options b u s U g(#) d([c]). Sets VMSTATUS: SUCCESS, USEREXIT, FAILED."),
+            Application("VoiceMailMain", app_voicemailmain, "Check Voicemail messages.",
+                        "VoiceMailMain([mailbox][@context][,options])", "Options s p a(folder) g(#)."),
+            Application("VMAuthenticate", app_vmauthenticate, "Authenticate with Voicemail passwords.",
+                        "VMAuthenticate([mailbox][@context][,options])",
+                        "Sets AUTH_MAILBOX and AUTH_CONTEXT; option s skips the thank-you prompt."),
+            Application("VoiceMailPlayMsg", app_voicemailplaymsg, "Play a single voice mail msg from a "
+                        "mailbox by msg id.", "VoiceMailPlayMsg(mailbox[@context],msg_id)",
+                        "Sets VOICEMAIL_PLAYBACKSTATUS: SUCCESS or FAILED."),
+            Application("VMSayName", app_vmsayname, "Play the name of a voicemail user.",
+                        "VMSayName(mailbox[@context])"),
+        ]
+
+    def functions(self) -> list[Function]:
+        return [
+            Function("VM_INFO", lambda chan, args: func_vm_info(self, chan, args), None,
+                     "Returns the selected attribute from a mailbox.",
+                     "VM_INFO(mailbox[@context],attribute[,folder])",
+                     "count email exists fullname language locale pager password tz"),
+            Function("MAILBOX_EXISTS", lambda chan, args: func_mailbox_exists(self, chan, args), None,
+                     "Tell if a mailbox is configured (deprecated: use VM_INFO(...,exists)).",
+                     "MAILBOX_EXISTS(mailbox[@context])"),
+        ]
+
+    def commands(self) -> list[CliCommand]:
+        return [
+            CliCommand(("voicemail", "show", "users"), self._show_users, "List defined voicemail boxes",
+                       "Usage: voicemail show users [for <context>]"),
+            CliCommand(("voicemail", "show", "mailbox"), self._show_mailbox,
+                       "Show the mailbox details and its messages",
+                       "Usage: voicemail show mailbox <mailbox> <context>"),
+            CliCommand(("voicemail", "show", "zones"), self._show_zones, "List zone message formats",
+                       "Usage: voicemail show zones"),
+            CliCommand(("voicemail", "reload"), self._reload_cmd, "Reload voicemail configuration",
+                       "Usage: voicemail reload"),
+        ]
+
+    # ------------------------------------------------------------------ services
+    def mailbox_counts(self, text: str) -> tuple[int, int]:
+        """(new, old) of ``box[@context]`` (chan_sip's MWI provider)."""
+        number, context = split_box(text)
+        try:
+            new, old, _ = self.store.counts((context, number))
+        except Exception:
+            log.exception("Counting messages of %s failed", text)
+            return 0, 0
+        return new, old
+
+    def changed(self, box: Mailbox) -> int:
+        """The box changed: NOTIFY its lamps. Returns how many NOTIFYs went out."""
+        return notify_mwi(self.pbx, box.id)
+
+    def message_left(self, box: Mailbox, msg: StoredMessage, durable_at: float | None = None) -> None:
+        """A new message is on disk: lamps now, e-mail in the background. With the
+        mailbox option ``delete=yes`` the message is e-mailed, then removed (Asterisk's
+        VM_DELETE), and only then are the lamps updated."""
+        if box.option("delete", self.cfg.general):
+            self.pbx.spawn(self._email_then_delete(box, msg))
+            return
+        sent = self.changed(box)
+        if durable_at is not None:
+            self.timings.append({"durable": durable_at, "notified": time.time(), "notifies": sent})
+            del self.timings[:-1000]
+        if box.email:
+            self.pbx.spawn(self._email(box, msg))
+
+    async def _email_then_delete(self, box: Mailbox, msg: StoredMessage) -> None:
+        if box.email:
+            await self._email(box, msg)
+        try:
+            await self.store.delete(msg)
+            await self.store.resequence(msg.box, msg.folder)
+        except Exception:
+            log.exception("Deleting the e-mailed message %s/%s of %s failed", msg.folder, msg.name, box.id)
+        self.changed(box)
+
+    async def _email(self, box: Mailbox, msg: StoredMessage) -> None:
+        from hookflash.voicemail.notify import attachment_format
+        try:
+            fmt = attachment_format(self.cfg.general, box)
+            audio = None
+            if isinstance(self.store, FileStore):
+                path = self.store.folder_dir(msg.box, msg.folder) / f"{msg.name}.{fmt}"
+                found = path if path.is_file() else None
+                audio = found or (self.store.audio(msg) or (None, ""))[0]
+            mail = build_email(self.pbx, self.cfg, box, msg, audio)
+            await send_email(EmailJob(self.cfg.general, mail, box.email))
+        except Exception:
+            log.exception("Voicemail e-mail for %s failed", box.id)
+
+    async def change_password(self, box: Mailbox, password: str) -> Mailbox:
+        """Store a new password (see the module docstring); returns the updated box."""
+        general = self.cfg.general
+        path = self.pbx.config_dir / box.filename if box.filename else None  # relative: to the config dir
+        done = False
+        if general.passwordlocation == "voicemail.conf" and path is not None and not self._embedded():
+            done = await asyncio.to_thread(rewrite_password, path, box, password)
+        if not done:
+            secret = self._secret_path(box)
+            secret.parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(_write_durable, secret, f"[general]\npassword={password}\n")
+        updated = replace(box, password=password)
+        boxes = dict(self.cfg.mailboxes)
+        boxes[(box.context.lower(), box.mailbox.lower())] = updated
+        self.cfg = replace(self.cfg, mailboxes=boxes)
+        if done:
+            self.pbx.verbose(3, f"Password of mailbox {box.id} changed in {path}")
+        else:
+            self.pbx.verbose(3, f"Password of mailbox {box.id} changed in {self._secret_path(box)}")
+        return updated
+
+    # ------------------------------------------------------------------ console
+    def _show_users(self, args: CliArgs) -> str:
+        argv = args.argv
+        context = None
+        if argv:
+            if len(argv) != 2 or argv[0].lower() != "for":
+                return "Usage: voicemail show users [for <context>]\n"
+            context = argv[1]
+        boxes = [b for b in self.cfg.mailboxes.values()
+                 if context is None or b.context.lower() == context.lower()]
+        if not self.cfg.mailboxes:
+            return "There are no voicemail users currently defined\n"
+        if context is not None and not boxes:
+            return f'No such voicemail context "{context}"\n'
+        fmt = "%-10s %-5s %-25s %-10s %6s\n"
+        out = [fmt % ("Context", "Mbox", "User", "Zone", "NewMsg")]
+        for box in boxes:
+            new = self.store.count((box.context, box.mailbox), "INBOX")
+            out.append(fmt % (box.context, box.mailbox, box.fullname, box.options.get("tz", ""), new))
+        out.append(f"{len(boxes)} voicemail users configured.\n")
+        return "".join(out)
+
+    def _show_zones(self, args: CliArgs) -> str:
+        if not self.cfg.zones:
+            return "There are no voicemail zones currently defined\n"
+        fmt = "%-15s %-20s %-45s\n"
+        out = [fmt % ("Zone", "Timezone", "Message Format")]
+        for zone in self.cfg.zones.values():
+            out.append(fmt % (zone.name, zone.timezone, zone.format))
+        return "".join(out)
+
+    def _show_mailbox(self, args: CliArgs) -> str:
+        if len(args.argv) != 2:
+            return "Usage: voicemail show mailbox <mailbox> <context>\n"
+        box = self.cfg.find(args.argv[0], args.argv[1])
+        if box is None:
+            return f"No such mailbox '{args.argv[0]}@{args.argv[1]}'\n"
+        head = "%-32.32s %-32.32s %-16.16s %-16.16s %-16.16s %-16.16s\n"
+        out = [head % ("Full Name", "Email", "Pager", "Language", "Locale", "Time Zone"),
+               head % (box.fullname, box.email, box.pager, box.options.get("language", ""),
+                       box.options.get("locale", ""), box.options.get("tz", "") or self.cfg.general.tz),
+               "\n"]
+        row = "%-8.8s %-32.32s %-32.32s %-9.9s %-6.6s %-30.30s\n"
+        out.append(row % ("Folder", "Caller ID", "Date", "Duration", "Flag", "ID"))
+        total = 0
+        from hookflash.voicemail.store import ALL_FOLDERS
+        for folder in ALL_FOLDERS:
+            for msg in self.store.list((box.context, box.mailbox), folder):
+                info = msg.info
+                out.append(row % (folder, info.callerid, info.origdate, str(info.duration), info.flag,
+                                  info.msg_id))
+                total += 1
+        out.append(f"{total} Message{'s' if total != 1 else ''} Total\n")
+        return "".join(out)
+
+    async def _reload_cmd(self, args: CliArgs) -> str:
+        error = await self.reload()
+        text = "Reloading voicemail configuration...\n"
+        return text + (f"Not reloaded: {error}\n" if error else "")

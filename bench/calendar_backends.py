@@ -1,6 +1,6 @@
 """Calendar backend benchmark: iCalendar parse + expansion, and CalDAV refreshes.
 
-    .venv/bin/python bench/calendar.py [--events N] [--recurring N] [--caldav-events N]
+    .venv/bin/python bench/calendar_backends.py [--events N] [--recurring N] [--caldav-events N]
 
 Prints:
 1. for a generated calendar of N events of which R recurring (daily, weekly with
