@@ -566,9 +566,10 @@ def test_directmedia_phones_talk_to_each_other_directly(tmp_path: Path) -> None:
     finally:
         alice.stop()
         bob.stop()
+        log = server.output()
         server.stop()
-    assert abs(dominant(alice.recordings("dec")[-1]) - 1000) < 15  # alice hears bob
-    assert abs(dominant(bob.recordings("dec")[-1]) - 440) < 15  # bob hears alice
+    assert abs(dominant(alice.recordings("dec")[-1]) - 1000) < 15, log[-3000:]  # alice hears bob
+    assert abs(dominant(bob.recordings("dec")[-1]) - 440) < 15, log[-3000:]  # bob hears alice
 
 
 def _relayed(stats: str) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -161,6 +162,8 @@ class SipCall:
         self.transport = stack.peer_transport(peer) if outgoing else "udp"
         self.direct = False  # media goes straight to another phone (directmedia)
         self.reinvite: SipRequest | None = None  # our last in-dialog INVITE
+        self.direct_target: tuple[str, int] | None = None
+        self.reinvite_tries = 0
         self.public_ip = stack.local_ip  # what SDP and Contact advertise (externip/localnet)
 
     @property
@@ -399,10 +402,23 @@ class SipCall:
         """Re-INVITE the far end to send its RTP to ``target``'s phone."""
         assert target.rtp is not None and target.rtp.remote is not None
         self.direct = True
+        self.direct_target = target.rtp.remote
+        if not self.outgoing and not self.acked.is_set():
+            # §14.1: no new INVITE while ours is unfinished: wait for the 200's ACK
+            self.stack.pbx.spawn(self._reinvite_after_ack())
+            return
         self._send_reinvite(target.rtp.remote)
         if self.chan is not None:
             self.stack.pbx.verbose(3, f"{self.chan.name} sends its media directly to "
                                       f"{target.rtp.remote[0]}:{target.rtp.remote[1]}")
+
+    async def _reinvite_after_ack(self) -> None:
+        try:
+            await asyncio.wait_for(self.acked.wait(), 64 * self.stack.config.general.timert1 / 1000.0)
+        except TimeoutError:
+            return
+        if self.direct and not self.finished:
+            self._send_reinvite(self.direct_target)
 
     def restore_media(self) -> None:
         """Re-INVITE the far end to send its RTP to us again."""
@@ -435,10 +451,20 @@ class SipCall:
             return
         if response.status < 300:
             self._ack_reinvite(response)
+        elif response.status == 491 and self.reinvite_tries < 2:
+            # glare (§14.1): try again after 2.1-4 s, if still wanted
+            self.reinvite_tries += 1
+            media = self.direct_target if self.direct else None
+            self.stack.pbx.spawn(self._reinvite_later(media, 2.1 + random.random() * 1.9))
         else:  # refused: the media stays with us, the relay carries it
             log.info("%s refused the media re-INVITE (%d)", self.chan.name if self.chan else "?",
                      response.status)
             self.direct = False
+
+    async def _reinvite_later(self, media: tuple[str, int] | None, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if not self.finished and (media is not None) == self.direct:
+            self._send_reinvite(media)
 
     def _ack_reinvite(self, response: SipResponse) -> None:
         if self.dialog is None or self.reinvite is None:
