@@ -100,6 +100,31 @@ def test_caldav_fetches_single_and_recurring_events(radicale: Radicale, collecti
     assert events[0].recurrence_id and events[1].recurrence_id == ""
 
 
+def test_caldav_answers_are_parsed_off_the_event_loop(radicale: Radicale, collection: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every multistatus answer (up to max_size bytes) is parsed in a worker thread:
+    the sync-token PROPFIND, the calendar-query and the sync-collection REPORTs."""
+    radicale.put(collection, "one.ics", vevent("one@test", NOW + timedelta(hours=1), "Dentist"))
+    on_loop: list[tuple[str, bool]] = []
+    original = caldav.CalDavBackend._multistatus
+
+    def spy(self: caldav.CalDavBackend, method: str, body: bytes) -> Any:
+        on_loop.append((method, threading.current_thread() is threading.main_thread()))
+        return original(self, method, body)
+    monkeypatch.setattr(caldav.CalDavBackend, "_multistatus", spy)
+
+    async def go() -> None:
+        b = backend(collection)
+        try:
+            await b.fetch(NOW, NOW + timedelta(days=1))
+            await b.fetch(NOW, NOW + timedelta(days=1))  # incremental: sync-collection
+        finally:
+            await b.close()
+    run(go())
+    assert {m for m, _ in on_loop} >= {"PROPFIND", "REPORT"}
+    assert not any(main for _, main in on_loop), on_loop
+
+
 def test_caldav_sync_collection_picks_up_added_changed_and_deleted(radicale: Radicale, collection: str) -> None:
     for name in ("a", "b", "c"):
         radicale.put(collection, f"{name}.ics", vevent(f"{name}@test", NOW + timedelta(hours=2), f"event {name}"))
@@ -578,6 +603,31 @@ def test_ews_write_sends_createitem_and_reports_refusals(scripted: Callable[...,
         srv = scripted(_ews_answer(refusal))
         with pytest.raises(CalendarError, match=words):
             run(write(ews_backend(srv.url("/EWS/Exchange.asmx"))))
+
+
+def test_ews_and_exchange_answers_are_parsed_off_the_event_loop(scripted: Callable[..., Scripted],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers of up to max_size (32 MB) are parsed in worker threads, not on the loop
+    that carries the calls."""
+    on_loop: list[tuple[str, bool]] = []
+
+    def spy(module: Any, name: str) -> None:
+        original = getattr(module, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            on_loop.append((name, threading.current_thread() is threading.main_thread()))
+            return original(*args, **kwargs)
+        monkeypatch.setattr(module, name, wrapper)
+
+    for module, name in ((ews, "parse_find_item"), (ews, "parse_get_item"), (exchange, "parse_search")):
+        spy(module, name)
+    srv = scripted(_ews_answer())
+    assert fetch_once(ews_backend(srv.url("/EWS/Exchange.asmx")),
+                      datetime(2030, 1, 7, tzinfo=UTC), datetime(2030, 1, 8, tzinfo=UTC))
+    srv = scripted(lambda req: (207, {"Content-Type": "text/xml"}, (DATA / "exchange" / "search.xml").read_bytes()))
+    assert fetch_once(exchange.ExchangeBackend(BackendSettings("owa", srv.url("/exchange/alice"), "alice", "pw")),
+                      datetime(2030, 1, 7, tzinfo=UTC), datetime(2030, 1, 9, tzinfo=UTC))
+    assert on_loop == [("parse_find_item", False), ("parse_get_item", False), ("parse_search", False)]
 
 
 # =========================================================================== Exchange 2003 (recorded)

@@ -494,6 +494,33 @@ async def test_dead_server_keeps_last_events_and_logs_once(tmp_path: Path, caplo
         await pbx.stop()
 
 
+@aio
+async def test_an_error_while_merging_does_not_stop_refreshing(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """An error while merging one answer (here the reminder ledger's SQLite database is
+    locked by another process) is logged with the calendar, and refreshing goes on."""
+    import sqlite3
+    store = STORES["mem://broken"] = Store([])
+    clock = FakeClock(T0)
+    pbx = await start_pbx(tmp_path, clock, calendar_conf("mem://broken"))
+    try:
+        ledger = service(pbx).ledger
+        real_seen = ledger.seen
+
+        def locked(*args: object) -> bool:
+            raise sqlite3.OperationalError("database is locked")
+        ledger.seen = locked
+        store.events = [ev("a@1", T0 + 3600, alarm=T0 + 1800)]
+        await clock.advance(15 * 60)
+        assert "Calendar work: refresh failed" in caplog.text and "database is locked" in caplog.text
+        ledger.seen = real_seen
+        store.events.append(ev("b@1", T0 + 3600, alarm=T0 + 1800))
+        await clock.advance(15 * 60)
+        assert sorted(k[0] for k in service(pbx).get("work").events) == ["a@1", "b@1"]
+    finally:
+        await pbx.stop()
+
+
 # ---------------------------------------------------------------------- functions
 def test_query_order_matches_asterisk() -> None:
     a = ev("a", 1000, 10)

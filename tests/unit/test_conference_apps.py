@@ -333,3 +333,60 @@ def test_confbridge_conf_errors_name_the_line() -> None:
         confbridge.parse_config(parse_text("[x]\nmax_members=3\n", "confbridge.conf"))
     cfg = confbridge.parse_config(parse_text("[b]\ntype=bridge\nsound_join=beep\n", "confbridge.conf"))
     assert cfg.bridges["b"].sound("join") == "beep" and "default_user" in cfg.users
+
+
+class Broken(Capture):
+    async def write_frame(self, chan: Channel, frame: Frame) -> None:
+        raise RuntimeError("driver exploded")
+
+
+@async_test
+async def test_a_leg_whose_writes_fail_leaves_and_the_room_goes_on(tmp_path: Path) -> None:
+    """A driver error while writing one member's mix ends that member only."""
+    async with running_pbx(tmp_path, EXT) as (pbx, _lines):
+        legs = [Leg(pbx, n, f) for n, f in (("a", 500), ("b", 900))]
+        bad = Leg(pbx, "c", 1400)
+        bad.chan.tech = Broken()
+        for leg in [*legs, bad]:
+            leg.run(pbx, "MeetMe", "4321,dq1")
+        await asyncio.sleep(1.0)
+        module = pbx.modules.loaded["app_meetme"]
+        assert "4321" in module.rooms
+        assert module.rooms["4321"].count == 2
+        assert bad.task is not None and bad.task.done()
+        for leg, other in ((legs[0], legs[1]), (legs[1], legs[0])):
+            assert power(leg.heard(0.4), other.freq) > 1e6
+        for leg in legs:
+            await leg.hangup()
+        bad.feeder.cancel()
+
+
+@async_test
+async def test_confbridge_recorded_name_is_finished_off_the_event_loop(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """announce_join_leave: the recorded name (flush, fsync, rename) is closed in a worker
+    thread, then the caller joins."""
+    import threading
+
+    from hookflash.media.files import SoundWriter
+    closers: list[bool] = []
+    original = SoundWriter.close
+
+    def spy(self: SoundWriter) -> Any:
+        closers.append(threading.current_thread() is threading.main_thread())
+        return original(self)
+    monkeypatch.setattr(SoundWriter, "close", spy)
+    conf = CB + "\n[announcer]\ntype=user\nannounce_join_leave=yes\n"
+    async with running_pbx(tmp_path, EXT, confbridge_conf=conf) as (pbx, _):
+        a = Leg(pbx, "a", 500).run(pbx, "ConfBridge", "room1,,quietuser")
+        await asyncio.sleep(0.3)
+        b = Leg(pbx, "b", 900).run(pbx, "ConfBridge", "room1,,announcer")
+        for _ in range(300):
+            if closers:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert closers == [False]
+        assert pbx.modules.loaded["app_confbridge"].rooms["room1"].count == 2
+        for leg in (a, b):
+            await leg.hangup()

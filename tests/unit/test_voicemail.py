@@ -384,6 +384,55 @@ def test_email_goes_out_over_smtp_and_through_mailcmd(tmp_path: Path) -> None:
     assert not run(send_email(EmailJob(cfg.general, build_email(None, cfg, box, msg, None, host="h"), "b")))
 
 
+def test_a_stalled_smtp_server_does_not_hold_up_other_worker_threads() -> None:
+    """A mail server that accepts and then says nothing keeps its e-mails waiting (up to
+    the 30 s timeout) but never the worker threads voicemail saves, the spooler and the
+    calendars use."""
+    import socket
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.settimeout(0.05)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    port = listener.getsockname()[1]
+    cfg, box, msg = _mail_fixture(f"[general]\nsmtphost=127.0.0.1\nsmtpport={port}\n"
+                                  "[default]\n100 => 1,Bob,bob@example.com\n")
+
+    async def main() -> float:
+        jobs = [asyncio.ensure_future(send_email(EmailJob(cfg.general, build_email(None, cfg, box, msg, None,
+                                                                                   host="h"), "b")))
+                for _ in range(40)]
+        await asyncio.sleep(0.5)
+        began = time.monotonic()
+        await asyncio.wait_for(asyncio.to_thread(lambda: None), 10)
+        waited = time.monotonic() - began
+        stop.set()  # now let the stuck e-mails fail fast
+        await asyncio.to_thread(acceptor.join)
+        listener.close()
+        for conn in accepted:
+            conn.close()
+        assert not any(await asyncio.gather(*jobs))
+        return waited
+
+    try:
+        assert run(main()) < 1.0
+    finally:
+        listener.close()
+
+
 # ---------------------------------------------------------------------- applications
 PROMPTS = ["beep", "auth-thankyou"] + [f"digits/{d}" for d in (
     list(range(21)) + [30, 40, 50, 60, 70, 80, 90] + ["at", "oh", "oclock", "a-m", "p-m", "today", "yesterday"]
@@ -841,3 +890,33 @@ def test_review_lets_the_caller_record_again(tmp_path: Path) -> None:
     assert [p.name for p in inbox.glob("msg*.txt")] == ["msg0000.txt"]
     assert abs(_freq(inbox / "msg0000.wav") - 600) < 15  # the second take, not the first
     assert not list(spool(tmp_path).glob("tmp/*"))  # the first take is gone
+
+
+def test_email_attachment_is_read_off_the_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recording (megabytes for a long message) is read and encoded in a worker
+    thread, never on the loop that carries every call."""
+    import threading
+    out = tmp_path / "mail.eml"
+    vm = VM.replace("[general]\n", f"[general]\nmailcmd=tee {out}\n").replace(
+        "100 => 1234,Leif Madsen,,,saycid=yes", "100 => 1234,Leif Madsen,leif@example.com,,")
+    readers: list[bool] = []
+    original = Path.read_bytes
+
+    def spy(self: Path) -> bytes:
+        if self.name.startswith("msg0000."):
+            readers.append(threading.current_thread() is threading.main_thread())
+        return original(self)
+
+    monkeypatch.setattr(Path, "read_bytes", spy)
+
+    async def main() -> None:
+        async with vm_pbx(tmp_path, vm=vm) as (pbx, _):
+            await (await leave(pbx, 1.2)).done()
+            for _ in range(100):
+                if out.exists() and out.stat().st_size:
+                    break
+                await asyncio.sleep(0.05)
+    run(main())
+    mail = email.message_from_bytes(out.read_bytes(), policy=email.policy.default)
+    assert [a.get_filename() for a in mail.iter_attachments()] == ["msg0000.wav"]
+    assert readers == [False]

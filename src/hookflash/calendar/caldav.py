@@ -254,7 +254,8 @@ class CalDavBackend:
                 raise self._status_error("PROPFIND", status)
             self.sync_supported = False
             return ""
-        token = next((r.sync_token for r in self._multistatus("PROPFIND", body).responses if r.sync_token), "")
+        ms = await asyncio.to_thread(self._multistatus, "PROPFIND", body)  # up to max_size: off the loop
+        token = next((r.sync_token for r in ms.responses if r.sync_token), "")
         self.sync_supported = bool(token)
         return token
 

@@ -23,6 +23,7 @@ run in tests, which use a local HTTP server answering with recorded EWS response
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -310,14 +311,16 @@ class EwsBackend:
 
     async def fetch(self, start: datetime, end: datetime) -> list[CalendarEvent]:
         try:
-            found = parse_find_item(await self._call("FindItem", find_item(start, end)))
+            # parsing answers of up to max_size bytes: in a worker thread, off the event loop
+            found = await asyncio.to_thread(parse_find_item, await self._call("FindItem", find_item(start, end)))
             if not found.complete:
                 log.warning("calendar '%s': more than %d items in the window; the rest are ignored",
                             self.name, MAX_VIEW)
             events: list[CalendarEvent] = []
             for i in range(0, len(found.ids), GETITEM_BATCH):
                 data = await self._call("GetItem", get_item(found.ids[i:i + GETITEM_BATCH]))
-                events.extend(parse_get_item(data, reminders=self.reminders, limits=self.limits))
+                events.extend(await asyncio.to_thread(parse_get_item, data, reminders=self.reminders,
+                                                      limits=self.limits))
         except (XmlError, EwsError) as exc:
             raise self._fail("FindItem/GetItem", exc) from None
         events = [e for e in events if not (e.end < start or e.start > end)]

@@ -18,6 +18,7 @@ recorded WebDAV responses.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import re
@@ -216,7 +217,7 @@ class ExchangeBackend:
         if resp.status != 207:
             raise self.http.status_error("SEARCH", self.url, resp.status)
         try:
-            events = parse_search(resp.body, self.limits, self.name)
+            events = await asyncio.to_thread(parse_search, resp.body, self.limits, self.name)  # off the loop
         except XmlError as exc:
             raise self.http.error("SEARCH", self.url, f"unusable answer: {exc}") from None
         events.sort(key=lambda e: (e.start, e.uid))

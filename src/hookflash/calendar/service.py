@@ -99,7 +99,12 @@ class Calendar:
         clock = self.service.clock
         while True:
             self.wake.clear()
-            await self.refresh()
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # e.g. merging hostile events: log, keep refreshing
+                log.exception("Calendar %s: refresh failed", self.name)
             await clock.wait(self.config.refresh * 60.0, self.wake)
 
     async def refresh(self) -> bool:

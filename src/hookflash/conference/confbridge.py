@@ -534,7 +534,7 @@ class ConfBridgeModule(Module):
         try:
             await record(chan, writer, max_seconds=3, silence_seconds=2, terminators="#")
         finally:
-            writer.close()
+            await asyncio.to_thread(writer.close)  # flush, fsync, rename: off the event loop
         return path
 
     # ------------------------------------------------------------------ CONFBRIDGE_INFO

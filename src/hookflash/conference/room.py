@@ -257,7 +257,14 @@ class Room:
                 began = time.perf_counter()
                 writes = self.tick()
                 for chan, frame in writes:
-                    await chan.write_frame(frame)
+                    try:
+                        await chan.write_frame(frame)
+                    except Exception:  # a broken leg ends that member only, not the room
+                        log.exception("Conference %s: writing to %s failed; taking it out",
+                                      self.name, chan.name)
+                        for member in [m for m in self.members.values() if m.chan is chan]:
+                            member.events.put_nowait(("hangup", ""))
+                            self.leave(member)
                 spent = time.perf_counter() - began
                 self.stats.busy += spent
                 self.stats.worst = max(self.stats.worst, spent)

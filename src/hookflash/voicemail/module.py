@@ -121,10 +121,13 @@ class VoicemailModule(Module):
         last: dict[str, tuple[int, int]] = {}
         while True:
             for box in list(self.cfg.mailboxes.values()):
-                counts = self.mailbox_counts(box.id)
-                if box.id in last and last[box.id] != counts:
-                    self.changed(box)
-                last[box.id] = counts
+                try:
+                    counts = self.mailbox_counts(box.id)
+                    if box.id in last and last[box.id] != counts:
+                        self.changed(box)
+                    last[box.id] = counts
+                except Exception:  # the poller must outlive one bad mailbox
+                    log.exception("Polling mailbox %s failed", box.id)
             await asyncio.sleep(self.cfg.general.pollfreq)
 
     async def stop(self) -> None:
@@ -225,7 +228,7 @@ class VoicemailModule(Module):
         self.changed(box)
 
     async def _email(self, box: Mailbox, msg: StoredMessage) -> None:
-        from hookflash.voicemail.notify import attachment_format
+        from hookflash.voicemail.notify import attach_audio, attachment_format
         try:
             fmt = attachment_format(self.cfg.general, box)
             audio = None
@@ -233,7 +236,9 @@ class VoicemailModule(Module):
                 path = self.store.folder_dir(msg.box, msg.folder) / f"{msg.name}.{fmt}"
                 found = path if path.is_file() else None
                 audio = found or (self.store.audio(msg) or (None, ""))[0]
-            mail = build_email(self.pbx, self.cfg, box, msg, audio)
+            mail = build_email(self.pbx, self.cfg, box, msg, None)
+            # the recording can be megabytes: read and attach it off the event loop
+            await asyncio.to_thread(attach_audio, mail, self.cfg.general, box, msg, audio)
             await send_email(EmailJob(self.cfg.general, mail, box.email))
         except Exception:
             log.exception("Voicemail e-mail for %s failed", box.id)

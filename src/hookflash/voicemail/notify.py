@@ -22,6 +22,7 @@ NOTIFY every peer whose ``mailbox=`` lists that box (``100`` means ``100@default
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import email.utils
 import logging
 import os
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hookflash.voicemail.notify")
 
-__all__ = ["EmailJob", "build_email", "normalise_box", "notify_mwi", "send_email", "template_vars"]
+__all__ = ["EmailJob", "attach_audio", "build_email", "normalise_box", "notify_mwi", "send_email", "template_vars"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -156,15 +157,21 @@ def build_email(pbx: Pbx | None, cfg: VoicemailConfig, box: Mailbox, msg: Stored
         mail[key] = _safe(value)
     body = render(pbx, box.options.get("emailbody") or general.body_template, values)
     mail.set_content(body, charset=_charset(general.charset), cte="8bit")
-    attach = box.option("attach", general)
-    if attach and audio is not None and audio.is_file():
+    attach_audio(mail, general, box, msg, audio)
+    return mail
+
+
+def attach_audio(mail: EmailMessage, general: General, box: Mailbox, msg: StoredMessage,
+                 audio: Path | None) -> None:
+    """Attach the recording (when ``attach``): reads the whole file, so callers on the
+    event loop run this in a worker thread."""
+    if box.option("attach", general) and audio is not None and audio.is_file():
         ext = audio.suffix[1:]
         maintype, subtype = ("application", "ogg") if ext.lower() == "ogg" else ("audio", f"x-{ext}")
         mail.add_attachment(audio.read_bytes(), maintype=maintype, subtype=subtype,
                             filename=f"{msg.name}.{ext}")
         for part in mail.iter_attachments():
             part["Content-Description"] = "Voicemail sound attachment."
-    return mail
 
 
 def _charset(name: str) -> str:
@@ -183,6 +190,12 @@ class EmailJob:
     recipient: str
 
 
+# SMTP gets its own threads: a dead or stalling mail server (30 s per socket operation)
+# must not fill the loop's default executor, which voicemail saves, the call-file
+# spooler and calendar parsing all need.
+_SMTP_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="vm-smtp")
+
+
 def _smtp_send(host: str, port: int, mail: EmailMessage) -> None:
     with smtplib.SMTP(host, port, timeout=30) as client:
         client.send_message(mail)
@@ -191,8 +204,8 @@ def _smtp_send(host: str, port: int, mail: EmailMessage) -> None:
 async def send_email(job: EmailJob) -> bool:
     """Deliver through mailcmd or SMTP; True when the mail went out."""
     general = job.general
-    data = job.mail.as_bytes()
     if general.mailcmd:
+        data = await asyncio.to_thread(job.mail.as_bytes)  # a big attachment: encoding takes a while
         try:
             argv = shlex.split(general.mailcmd)
             proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE,
@@ -209,7 +222,8 @@ async def send_email(job: EmailJob) -> bool:
             return False
         return True
     try:
-        await asyncio.to_thread(_smtp_send, general.smtphost, general.smtpport, job.mail)
+        await asyncio.get_running_loop().run_in_executor(_SMTP_THREADS, _smtp_send, general.smtphost,
+                                                         general.smtpport, job.mail)
     except (OSError, smtplib.SMTPException) as exc:
         log.warning("Unable to send voicemail e-mail to %s through %s:%s: %s", job.recipient,
                     general.smtphost, general.smtpport, exc)
