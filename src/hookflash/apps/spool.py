@@ -320,7 +320,11 @@ class SpoolModule(Module):
         except FileNotFoundError:
             return
         except OSError as exc:
-            log.warning("Unable to update call file %s: %s", path, exc)
+            # without its StartRetry line the file would never count this attempt and
+            # could retry forever: give up on it instead
+            log.error("Unable to update call file %s (%s): not calling", path, exc)
+            await self._remove(path, "Failed", cf.archive, cf.always_delete)
+            return
         self.active[path] = self.pbx.spawn(self._attempt(path, cf))
 
     async def _attempt(self, path: str, cf: CallFile) -> None:

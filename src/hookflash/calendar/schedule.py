@@ -147,9 +147,15 @@ class Ledger:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # Used on the event loop: a short lock timeout (another process holding the file
+        # must not stall calls for SQLite's default 5 s) and WAL with synchronous=NORMAL,
+        # so a record is one append to the WAL without an fsync (it survives a crash of
+        # hookflash; only a power cut can lose the last few, which then ring again).
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                  timeout=0.2)
         if self.path != ":memory:":
             self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS reminders(calendar TEXT, uid TEXT, instance TEXT, "
                         "outcome TEXT, start REAL, handled REAL, PRIMARY KEY(calendar, uid, instance))")
 
