@@ -161,7 +161,6 @@ async def _indicate_and_wait(chan: "Channel", data: str, control: Control, cause
 
 
 async def app_busy(chan: "Channel", data: str) -> int:
-    chan.set_var("DIALSTATUS", chan.vars.get("DIALSTATUS", "BUSY"))
     return await _indicate_and_wait(chan, data, Control.BUSY, HangupCause.USER_BUSY)
 
 
