@@ -43,7 +43,7 @@ class Capture:
 
 
 def register(user: str, cseq: int, call_id: str, branch: str, auth: str = "") -> bytes:
-    lines = [f"REGISTER sip:127.0.0.1:5060 SIP/2.0",
+    lines = ["REGISTER sip:127.0.0.1:5060 SIP/2.0",
              f"Via: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK{branch}",
              f"From: <sip:{user}@127.0.0.1>;tag=t{call_id}",
              f"To: <sip:{user}@127.0.0.1>",
