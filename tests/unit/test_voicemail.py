@@ -920,3 +920,55 @@ def test_email_attachment_is_read_off_the_event_loop(tmp_path: Path, monkeypatch
     mail = email.message_from_bytes(out.read_bytes(), policy=email.policy.default)
     assert [a.get_filename() for a in mail.iter_attachments()] == ["msg0000.wav"]
     assert readers == [False]
+
+
+def test_message_scans_run_off_the_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder can hold 9999 messages, each a .txt to read: listing a folder
+    (VoiceMailMain login), finding a message by id (VoiceMailPlayMsg), counting for the
+    greeting's maxmsg check, the intro and the pollmailboxes poller, and the console's
+    show users/mailbox all scan in a worker thread, never on the loop carrying the calls."""
+    import threading
+    dialplan = DIALPLAN + "[default]\nexten => 900,1,VoiceMailPlayMsg(100@default,${MSGID})\n" \
+        " same => n,Set(DB(vm/play)=${VOICEMAIL_PLAYBACKSTATUS})\n"
+    vm = VM.replace("[general]\n", "[general]\npollmailboxes=yes\npollfreq=1\nmaxmsg=50\n")
+    scans: list[tuple[str, bool]] = []  # (what, on the loop's thread)
+    numbers, read_text = FileStore._numbers, Path.read_text
+
+    def spy_numbers(folder: Path) -> dict[int, set[str]]:
+        scans.append((f"scan {folder.name}", threading.current_thread() is threading.main_thread()))
+        return numbers(folder)
+
+    def spy_read(self: Path, *args: object, **kwargs: object) -> str:
+        if self.name.startswith("msg") and self.suffix == ".txt":
+            scans.append((f"read {self.name}", threading.current_thread() is threading.main_thread()))
+        return read_text(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    async def main() -> dict[str, str]:
+        async with vm_pbx(tmp_path, dialplan=dialplan, vm=vm) as (pbx, lines):
+            monkeypatch.setattr(FileStore, "_numbers", staticmethod(spy_numbers))
+            monkeypatch.setattr(Path, "read_text", spy_read)
+            await (await leave(pbx, 1.2)).done()  # the maxmsg count
+            assert db(pbx, "status") == "SUCCESS"
+            meta = parse_text(read_text(spool(tmp_path) / "INBOX" / "msg0000.txt"), "msg0000.txt")
+            pbx.globals["MSGID"] = meta.get("message", "msg_id")
+            phone = await dial(pbx, "500@default")  # login: the intro counts, INBOX is listed
+            await asyncio.sleep(0.2)
+            await phone.keys("1234#")
+            await asyncio.sleep(0.5)
+            await phone.keys("#")
+            await phone.done()
+            assert "Playing 'vm-youhave" in "\n".join(lines)
+            await (await dial(pbx, "900@default")).done()  # every folder searched for the id
+            assert db(pbx, "play") == "SUCCESS"
+            await asyncio.sleep(1.5)  # the poller counts every mailbox
+            out = {}
+            for words in (["voicemail", "show", "users"], ["voicemail", "show", "mailbox", "100", "default"]):
+                cmd = pbx.registry.find_command(words)
+                assert cmd is not None
+                result = cmd.handler(CliArgs(pbx, words, words[len(cmd.words):]))
+                out[words[2]] = await result if asyncio.iscoroutine(result) else result  # type: ignore[assignment]
+            return out  # type: ignore[return-value]
+    out = run(main())
+    assert "Leif Madsen" in out["users"] and "1 Message Total" in out["mailbox"]
+    assert any(what.startswith("read msg0000") for what, _ in scans)
+    assert [what for what, on_loop in scans if on_loop] == []

@@ -142,7 +142,7 @@ async def app_voicemail(chan: Channel, data: str) -> int | None:
     folder = "Urgent" if urgent else "INBOX"
     ref = (box.context, box.mailbox)
     maxmsg = int(box.option("maxmsg", general))
-    if maxmsg and vm.store.count(ref, folder) >= maxmsg:
+    if maxmsg and await vm.store.acount(ref, folder) >= maxmsg:
         chan.pbx.verbose(3, f"Mailbox {box.id} is full ({maxmsg} messages)")
         await play_names(chan, ["vm-mailboxfull"])
         chan.set_var("VMSTATUS", "FAILED")
@@ -349,7 +349,7 @@ async def app_voicemailplaymsg(chan: Channel, data: str) -> int | None:
     number, context = split_box(parts[0] if parts else "")
     msg_id = parts[1].strip() if len(parts) > 1 else ""
     box = vm.cfg.find(number, context) if number else None
-    msg = vm.store.find((box.context, box.mailbox), msg_id) if box and msg_id else None
+    msg = await vm.store.afind((box.context, box.mailbox), msg_id) if box and msg_id else None
     found = vm.store.audio(msg) if msg is not None else None
     if box is None or msg is None or found is None:
         log.warning("VoiceMailPlayMsg: no message '%s' in mailbox '%s@%s'", msg_id, number, context)

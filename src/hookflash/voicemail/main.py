@@ -71,12 +71,13 @@ class Session:
         self.general = vm.cfg.general
 
     # ------------------------------------------------------------------ folders
-    def open(self, folder: str) -> None:
+    async def open(self, folder: str) -> None:
         self.folder = folder
+        store = self.vm.store
         if folder == "INBOX":
-            self.messages = self.vm.store.list(self.ref, "Urgent") + self.vm.store.list(self.ref, "INBOX")
+            self.messages = await store.alist(self.ref, "Urgent") + await store.alist(self.ref, "INBOX")
         else:
-            self.messages = self.vm.store.list(self.ref, folder)
+            self.messages = await store.alist(self.ref, folder)
         self.deleted, self.heard, self.gone = set(), set(), set()
         self.cur = 0
         self.starting = True
@@ -107,7 +108,7 @@ class Session:
 
     # ------------------------------------------------------------------ speaking
     async def intro(self) -> str | None:
-        new, old, urgent = self.vm.store.counts(self.ref)
+        new, old, urgent = await self.vm.store.acounts(self.ref)
         names = ["vm-youhave"]
         if urgent:
             names += number(urgent) + ["vm-Urgent", "vm-message" if urgent == 1 else "vm-messages"]
@@ -338,7 +339,7 @@ class Session:
 
     # ------------------------------------------------------------------ the loop
     async def run(self, start_folder: str) -> None:
-        self.open(start_folder)
+        await self.open(start_folder)
         digit = await self.intro()
         repeats = 0
         while not self.chan.softhangup:
@@ -358,7 +359,7 @@ class Session:
                 folder = await self.choose_folder("vm-changeto", 0)
                 if folder is not None:
                     await self.close()
-                    self.open(folder)
+                    await self.open(folder)
                     digit = await play_names(self.chan, ["vm-youhave", *number(len(self.messages)),
                                                          f"vm-{folder}", "vm-messages"], ANY_KEY)
             elif key == "0":

@@ -122,7 +122,7 @@ class VoicemailModule(Module):
         while True:
             for box in list(self.cfg.mailboxes.values()):
                 try:
-                    counts = self.mailbox_counts(box.id)
+                    counts = await self.amailbox_counts(box.id)
                     if box.id in last and last[box.id] != counts:
                         self.changed(box)
                     last[box.id] = counts
@@ -199,6 +199,16 @@ class VoicemailModule(Module):
             return 0, 0
         return new, old
 
+    async def amailbox_counts(self, text: str) -> tuple[int, int]:
+        """:meth:`mailbox_counts` counted in a worker thread (the poller's)."""
+        number, context = split_box(text)
+        try:
+            new, old, _ = await self.store.acounts((context, number))
+        except Exception:
+            log.exception("Counting messages of %s failed", text)
+            return 0, 0
+        return new, old
+
     def changed(self, box: Mailbox) -> int:
         """The box changed: NOTIFY its lamps. Returns how many NOTIFYs went out."""
         return notify_mwi(self.pbx, box.id)
@@ -265,7 +275,7 @@ class VoicemailModule(Module):
         return updated
 
     # ------------------------------------------------------------------ console
-    def _show_users(self, args: CliArgs) -> str:
+    async def _show_users(self, args: CliArgs) -> str:
         argv = args.argv
         context = None
         if argv:
@@ -281,7 +291,7 @@ class VoicemailModule(Module):
         fmt = "%-10s %-5s %-25s %-10s %6s\n"
         out = [fmt % ("Context", "Mbox", "User", "Zone", "NewMsg")]
         for box in boxes:
-            new = self.store.count((box.context, box.mailbox), "INBOX")
+            new = await self.store.acount((box.context, box.mailbox), "INBOX")
             out.append(fmt % (box.context, box.mailbox, box.fullname, box.options.get("tz", ""), new))
         out.append(f"{len(boxes)} voicemail users configured.\n")
         return "".join(out)
@@ -295,7 +305,7 @@ class VoicemailModule(Module):
             out.append(fmt % (zone.name, zone.timezone, zone.format))
         return "".join(out)
 
-    def _show_mailbox(self, args: CliArgs) -> str:
+    async def _show_mailbox(self, args: CliArgs) -> str:
         if len(args.argv) != 2:
             return "Usage: voicemail show mailbox <mailbox> <context>\n"
         box = self.cfg.find(args.argv[0], args.argv[1])
@@ -311,7 +321,7 @@ class VoicemailModule(Module):
         total = 0
         from hookflash.voicemail.store import ALL_FOLDERS
         for folder in ALL_FOLDERS:
-            for msg in self.store.list((box.context, box.mailbox), folder):
+            for msg in await self.store.alist((box.context, box.mailbox), folder):
                 info = msg.info
                 out.append(row % (folder, info.callerid, info.origdate, str(info.duration), info.flag,
                                   info.msg_id))

@@ -30,8 +30,12 @@ Durability and numbering (never lose, never overwrite):
   (commit), then unlink the old audio; deleting removes the ``.txt`` first. A crash
   at any step leaves each message either where it was or where it was going.
 
-Every blocking step (fsync, rename, directory scans of a save) runs in a worker
-thread; callers await it. Counting messages for MWI is a directory scan done inline.
+Every blocking step (fsync, rename, directory scans, reading the ``.txt`` of every
+message of a folder, up to 9999 of them) runs in a worker thread; async callers await
+the ``a*`` methods (:meth:`MessageStore.alist`, ``afind``, ``acount``, ``acounts``).
+The synchronous :meth:`MessageStore.count` / ``counts`` remain for callers that
+cannot await (the ``VM_INFO`` dialplan function, chan_sip's MWI query): one directory
+listing per folder, no file read.
 """
 
 from __future__ import annotations
@@ -178,9 +182,16 @@ class StoredMessage:
         return f"msg{self.number:04d}"
 
 
+Messages = list[StoredMessage]  # an alias: FileStore.list shadows ``list`` in its class body
+
+
 class MessageStore(abc.ABC):
     """What the voicemail applications need from storage. The file store below keeps
-    Asterisk's spool; an IMAP store can sit under the same applications."""
+    Asterisk's spool; an IMAP store can sit under the same applications.
+
+    Reading messages is async (``alist``, ``afind``, ``acount``, ``acounts``): a folder
+    holds up to 9999 messages and must never be scanned on the event loop. Only
+    ``count``/``counts`` are synchronous, for callers that cannot await."""
 
     @abc.abstractmethod
     def temp_dir(self, box: BoxRef) -> Path:
@@ -207,10 +218,16 @@ class MessageStore(abc.ABC):
         """Close the gaps left by deletes and moves (msg0000.. contiguous)."""
 
     @abc.abstractmethod
-    def list(self, box: BoxRef, folder: str) -> list[StoredMessage]: ...
+    async def alist(self, box: BoxRef, folder: str) -> list[StoredMessage]:
+        """The messages of ``folder`` in number order (StoreError: unknown folder)."""
 
     @abc.abstractmethod
-    def count(self, box: BoxRef, folder: str) -> int: ...
+    async def acount(self, box: BoxRef, folder: str) -> int:
+        """How many messages ``folder`` holds (0 for an unknown folder)."""
+
+    @abc.abstractmethod
+    def count(self, box: BoxRef, folder: str) -> int:
+        """``acount`` for callers that cannot await; must stay cheap."""
 
     @abc.abstractmethod
     def audio(self, msg: StoredMessage) -> tuple[Path, str] | None:
@@ -230,9 +247,15 @@ class MessageStore(abc.ABC):
         urgent = self.count(box, "Urgent")
         return self.count(box, "INBOX") + urgent, self.count(box, "Old"), urgent
 
-    def find(self, box: BoxRef, msg_id: str) -> StoredMessage | None:
+    async def acounts(self, box: BoxRef) -> tuple[int, int, int]:
+        """:meth:`counts` without blocking the event loop."""
+        urgent = await self.acount(box, "Urgent")
+        return await self.acount(box, "INBOX") + urgent, await self.acount(box, "Old"), urgent
+
+    async def afind(self, box: BoxRef, msg_id: str) -> StoredMessage | None:
+        """The message with this ``msg_id`` in any folder, or None."""
         for folder in ALL_FOLDERS:
-            for msg in self.list(box, folder):
+            for msg in await self.alist(box, folder):
                 if msg.info.msg_id == msg_id:
                     return msg
         return None
@@ -321,6 +344,7 @@ class FileStore(MessageStore):
         return sum(1 for exts in self._numbers(directory).values() if "txt" in exts)
 
     def list(self, box: BoxRef, folder: str) -> list[StoredMessage]:
+        """Blocking (reads every ``.txt``): async code uses :meth:`alist`."""
         directory = self.folder_dir(box, folder)
         messages = []
         for number, exts in sorted(self._numbers(directory).items()):
@@ -335,6 +359,26 @@ class FileStore(MessageStore):
             audio = tuple(e for e in FORMATS if e in exts) + tuple(sorted(e for e in exts - {"txt"} if e not in FORMATS))
             messages.append(StoredMessage(box, folder, number, info, audio))
         return messages
+
+    def find(self, box: BoxRef, msg_id: str) -> StoredMessage | None:
+        for folder in ALL_FOLDERS:
+            for msg in self.list(box, folder):
+                if msg.info.msg_id == msg_id:
+                    return msg
+        return None
+
+    # the same, in a worker thread: one hop per call, however many folders it reads
+    async def alist(self, box: BoxRef, folder: str) -> Messages:
+        return await asyncio.to_thread(self.list, box, folder)
+
+    async def afind(self, box: BoxRef, msg_id: str) -> StoredMessage | None:
+        return await asyncio.to_thread(self.find, box, msg_id)
+
+    async def acount(self, box: BoxRef, folder: str) -> int:
+        return await asyncio.to_thread(self.count, box, folder)
+
+    async def acounts(self, box: BoxRef) -> tuple[int, int, int]:
+        return await asyncio.to_thread(self.counts, box)
 
     def audio(self, msg: StoredMessage) -> tuple[Path, str] | None:
         directory = self.folder_dir(msg.box, msg.folder)
@@ -416,8 +460,11 @@ class FileStore(MessageStore):
     async def copy(self, msg: StoredMessage, dest: BoxRef, folder: str = "INBOX",
                    info: MessageInfo | None = None, maxmsg: int = 0) -> StoredMessage:
         new_info = info or msg.info
-        return await asyncio.to_thread(self._save_sync, dest, folder, new_info, self._files(msg),
-                                       maxmsg, True)
+        return await asyncio.to_thread(self._copy_sync, msg, dest, folder, new_info, maxmsg)
+
+    def _copy_sync(self, msg: StoredMessage, dest: BoxRef, folder: str, info: MessageInfo,
+                   maxmsg: int) -> StoredMessage:
+        return self._save_sync(dest, folder, info, self._files(msg), maxmsg, True)
 
     def _move_sync(self, msg: StoredMessage, folder: str, maxmsg: int) -> StoredMessage:
         source_dir = self.folder_dir(msg.box, msg.folder)
