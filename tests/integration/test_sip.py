@@ -577,3 +577,37 @@ def _relayed(stats: str) -> int:
     rows = [line.split() for line in stats.splitlines()[1:] if line.startswith("127.")]
     assert len(rows) == 2, stats
     return sum(int(row[3]) for row in rows)
+
+
+def test_directmedia_caller_gets_its_media_back_when_the_callee_leaves(tmp_path: Path) -> None:
+    """Dial(...,g) with directmedia: when bob hangs up, alice's phone is re-INVITEd back to
+    hookflash: what the dialplan records next is alice's tone (sent to hookflash again)."""
+    need("baresip")
+    port = free_port()
+    conf = PEERS.format(port=port).replace("type=friend", "type=friend\ndirectmedia=yes").replace(
+        "allow=alaw\n", "")
+    back = tmp_path / "back"
+    dialplan = DIALPLAN.replace("{prompt}", "beep").replace("{recfile}", str(tmp_path / "rec")) + \
+        f"\n[phones]\nexten => 2002,1,Dial(SIP/1002,20,g)\n same => n,Record({back}.wav,0,2,q)\n" \
+        " same => n,Hangup()\n"
+    server = Server(tmp_path / "etc", {"sip.conf": conf, "extensions.conf": dialplan, "rtp.conf": rtp_conf(),
+                                       "asterisk.conf": "[options]\nverbose=3\n"}).start()
+    server.port = port  # type: ignore[attr-defined]
+    alice = phone(tmp_path, server, "1001", 440)
+    bob = phone(tmp_path, server, "1002", 1000)
+    try:
+        wait_registered(server, "1001", "1002")
+        alice.command("dial", f"sip:2002@127.0.0.1:{port}")
+        alice.wait_event("CALL_ESTABLISHED")
+        assert server.wait_for("sends its media directly to", 5), server.output()[-3000:]
+        time.sleep(1.5)
+        bob.command("hangup")
+        alice.wait_event("CALL_CLOSED", timeout=10)  # after the 2 s recording
+        log = server.output()
+    finally:
+        alice.stop()
+        bob.stop()
+        server.stop()
+    recording = back.with_suffix(".wav")
+    assert recording.exists(), log[-3000:]
+    assert abs(dominant(recording, skip=0.5) - 440) < 15, log[-3000:]
