@@ -55,9 +55,14 @@ from typing import TYPE_CHECKING, Any
 from hookflash.channels.channel import ChannelState
 from hookflash.conf import ConfigError
 from hookflash.conf.parser import parse_bool
-from hookflash.conference.room import Member, Room, menu_digit, next_event
+from hookflash.conference.room import (
+    ConferenceModule,
+    Member,
+    Room,
+    menu_digit,
+    next_event,
+)
 from hookflash.dialplan.args import split_args
-from hookflash.engine.modules import Module
 from hookflash.engine.registry import Application, CliArgs, CliCommand, Function
 from hookflash.media import say
 from hookflash.media.files import SoundWriter
@@ -252,32 +257,16 @@ def parse_config(conf: ConfigFile | None) -> ConfBridgeConfig:
     return ConfBridgeConfig(bridges, users, menus)
 
 
-class ConfBridgeModule(Module):
+class ConfBridgeModule(ConferenceModule):
     description = "Conference Bridge Application"
+    config_file = "confbridge.conf"
 
     def __init__(self, pbx: Any) -> None:
         super().__init__(pbx)
         self.config = ConfBridgeConfig({"default_bridge": BridgeProfile()}, {"default_user": UserProfile()}, {})
-        self.rooms: dict[str, Room] = {}
 
-    async def start(self) -> None:
-        self.config = parse_config(self.pbx.read_config("confbridge.conf"))
-
-    async def reload(self) -> str | None:
-        try:
-            self.config = parse_config(self.pbx.read_config("confbridge.conf"))
-        except ConfigError as exc:
-            return str(exc)
-        return None
-
-    async def stop(self) -> None:
-        for room in list(self.rooms.values()):
-            for member in list(room.members.values()):
-                room.kick(member)
-
-    @property
-    def use_count(self) -> int:
-        return sum(r.count for r in self.rooms.values())
+    def parse(self, conf: Any) -> Any:
+        return parse_config(conf)
 
     def applications(self) -> list[Application]:
         return [Application(

@@ -50,18 +50,18 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hookflash.apps.media import parse_options
 from hookflash.channels.channel import ChannelState
-from hookflash.conf import ConfigError
 from hookflash.conference.room import (
     ENTER_TONE,
     LEAVE_TONE,
+    ConferenceModule,
     Member,
     Room,
     menu_digit,
     next_event,
 )
 from hookflash.dialplan.args import split_args
-from hookflash.engine.modules import Module
 from hookflash.engine.registry import Application, CliArgs, CliCommand, Function
 from hookflash.media import say
 from hookflash.media.stream import getdata
@@ -104,49 +104,16 @@ def parse_config(conf: ConfigFile | None) -> MeetMeConfig:
     return MeetMeConfig(rooms)
 
 
-def parse_options(text: str) -> dict[str, str | None]:
-    opts: dict[str, str | None] = {}
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        i += 1
-        if i < len(text) and text[i] == "(":
-            close = text.find(")", i)
-            close = len(text) if close < 0 else close
-            opts[ch] = text[i + 1:close]
-            i = close + 1
-        else:
-            opts.setdefault(ch, None)
-    return opts
-
-
-class MeetMeModule(Module):
+class MeetMeModule(ConferenceModule):
     description = "MeetMe conference bridge"
+    config_file = "meetme.conf"
 
     def __init__(self, pbx: Any) -> None:
         super().__init__(pbx)
         self.config = MeetMeConfig()
-        self.rooms: dict[str, Room] = {}
 
-    # ------------------------------------------------------------------ module
-    async def start(self) -> None:
-        self.config = parse_config(self.pbx.read_config("meetme.conf"))
-
-    async def reload(self) -> str | None:
-        try:
-            self.config = parse_config(self.pbx.read_config("meetme.conf"))
-        except ConfigError as exc:
-            return str(exc)
-        return None
-
-    async def stop(self) -> None:
-        for room in list(self.rooms.values()):
-            for member in list(room.members.values()):
-                room.kick(member)
-
-    @property
-    def use_count(self) -> int:
-        return sum(r.count for r in self.rooms.values())
+    def parse(self, conf: Any) -> Any:
+        return parse_config(conf)
 
     def applications(self) -> list[Application]:
         return [Application(

@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hookflash.channels.channel import Frame
+from hookflash.conf import ConfigError
 from hookflash.conference.mixer import Mixer
+from hookflash.engine.modules import Module
 from hookflash.media.files import SoundFileError, open_sound
 from hookflash.media.stream import load_moh_classes, locate, loop_sounds, stop_generator
 from hookflash.media.tone import tone_frames
@@ -370,3 +372,37 @@ async def menu_digit(member: Member, timeout: float) -> str | None:
         member.events.put_nowait(event)
         return None
     return event[1]
+
+
+class ConferenceModule(Module):
+    """What MeetMe and ConfBridge share as modules: a config file parsed at start and on
+    reload (a bad one keeps the running configuration), the live rooms by name, and
+    everyone kicked out on unload."""
+
+    config_file = ""
+
+    def __init__(self, pbx: Any) -> None:
+        super().__init__(pbx)
+        self.rooms: dict[str, Room] = {}
+
+    def parse(self, conf: Any) -> Any:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        self.config = self.parse(self.pbx.read_config(self.config_file))
+
+    async def reload(self) -> str | None:
+        try:
+            self.config = self.parse(self.pbx.read_config(self.config_file))
+        except ConfigError as exc:
+            return str(exc)
+        return None
+
+    async def stop(self) -> None:
+        for room in list(self.rooms.values()):
+            for member in list(room.members.values()):
+                room.kick(member)
+
+    @property
+    def use_count(self) -> int:
+        return sum(r.count for r in self.rooms.values())
