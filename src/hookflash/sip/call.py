@@ -132,7 +132,7 @@ class SipTech(ChannelTech):
         if self.sip.rtp is not None:
             self.sip.rtp.stop_relay()
         if self.sip.direct and not self.sip.finished:
-            self.sip.restore_media()
+            self.sip.stack.pbx.spawn(self.sip.restore_media_soon())
 
 
 class SipCall:
@@ -419,6 +419,13 @@ class SipCall:
             return
         if self.direct and not self.finished:
             self._send_reinvite(self.direct_target)
+
+    async def restore_media_soon(self) -> None:
+        """After a direct-media bridge: most calls are hung up right after it (Dial
+        without ``g``); re-INVITE only a leg that is still up a moment later."""
+        await asyncio.sleep(0.05)
+        if self.direct and not self.finished:
+            self.restore_media()
 
     def restore_media(self) -> None:
         """Re-INVITE the far end to send its RTP to us again."""
