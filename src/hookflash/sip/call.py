@@ -16,7 +16,14 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
-from hookflash.channels.channel import Channel, ChannelState, ChannelTech, Control, Frame, HangupCause
+from hookflash.channels.channel import (
+    Channel,
+    ChannelState,
+    ChannelTech,
+    Control,
+    Frame,
+    HangupCause,
+)
 from hookflash.media.codecs import get_codec
 from hookflash.media.rtpsession import RtpSession
 from hookflash.media.sdp import SdpError, SdpSession, SessionDescription, accept_answer
@@ -105,11 +112,11 @@ class SipTech(ChannelTech):
             return False
         a.start_relay(b)
         b.start_relay(a)
+        self.sip.native_peer, other.sip.native_peer = other.sip, self.sip
         if self._direct_media_with(other):
             # directmedia=yes: re-INVITE each phone to send its RTP straight to the
             # other; the relay stays armed for packets already on the way
-            self.sip.redirect_media(other.sip)
-            other.sip.redirect_media(self.sip)
+            self.sip.stack.pbx.spawn(_go_direct(self.sip, other.sip))
         return True
 
     def _direct_media_with(self, other: "SipTech") -> bool:
@@ -129,10 +136,26 @@ class SipTech(ChannelTech):
         return True
 
     def stop_native(self) -> None:
+        self.sip.native_peer = None
         if self.sip.rtp is not None:
             self.sip.rtp.stop_relay()
         if self.sip.direct and not self.sip.finished:
             self.sip.stack.pbx.spawn(self.sip.restore_media_soon())
+
+
+async def _go_direct(a: "SipCall", b: "SipCall") -> None:
+    """Switch both phones together, once neither has an INVITE transaction open
+    (§14.1: an incoming leg's 200 must have its ACK): a phone switched alone would
+    send to a partner still expecting its media from us."""
+    for call in (a, b):
+        if not call.outgoing and not call.acked.is_set():
+            try:
+                await asyncio.wait_for(call.acked.wait(), 64 * call.stack.config.general.timert1 / 1000.0)
+            except TimeoutError:
+                return
+    if a.native_peer is b and b.native_peer is a and not (a.finished or b.finished):
+        a.redirect_media(b)
+        b.redirect_media(a)
 
 
 class SipCall:
@@ -163,6 +186,8 @@ class SipCall:
         self.direct = False  # media goes straight to another phone (directmedia)
         self.reinvite: SipRequest | None = None  # our last in-dialog INVITE
         self.direct_target: tuple[str, int] | None = None
+        self.direct_partner: SipCall | None = None
+        self.native_peer: SipCall | None = None  # the leg our RTP is relayed with natively
         self.reinvite_tries = 0
         self.public_ip = stack.local_ip  # what SDP and Contact advertise (externip/localnet)
 
@@ -403,19 +428,21 @@ class SipCall:
         assert target.rtp is not None and target.rtp.remote is not None
         self.direct = True
         self.direct_target = target.rtp.remote
+        self.direct_partner = target
+        if self.chan is not None:
+            self.stack.pbx.verbose(3, f"{self.chan.name} sends its media directly to "
+                                      f"{target.rtp.remote[0]}:{target.rtp.remote[1]}")
         if not self.outgoing and not self.acked.is_set():
             # §14.1: no new INVITE while ours is unfinished: wait for the 200's ACK
             self.stack.pbx.spawn(self._reinvite_after_ack())
             return
         self._send_reinvite(target.rtp.remote)
-        if self.chan is not None:
-            self.stack.pbx.verbose(3, f"{self.chan.name} sends its media directly to "
-                                      f"{target.rtp.remote[0]}:{target.rtp.remote[1]}")
 
     async def _reinvite_after_ack(self) -> None:
         try:
             await asyncio.wait_for(self.acked.wait(), 64 * self.stack.config.general.timert1 / 1000.0)
         except TimeoutError:
+            self._direct_failed("no ACK for the 200")
             return
         if self.direct and not self.finished:
             self._send_reinvite(self.direct_target)
@@ -448,10 +475,19 @@ class SipCall:
             self.stack.endpoint.request(request, dest, self._on_reinvite_response)
         self.last_message = "Tx: INVITE"
 
+    def _direct_failed(self, why: str) -> None:
+        """This phone keeps sending to us: bring its partner back too, or the partner
+        would send straight to a phone that drops what does not come from us."""
+        log.warning("Direct media for %s not set up (%s); media stays with hookflash",
+                    self.chan.name if self.chan else "?", why)
+        was_direct, self.direct = self.direct, False
+        partner = self.direct_partner
+        if was_direct and partner is not None and partner.direct and not partner.finished:
+            partner.restore_media()
+
     def _on_reinvite_response(self, response: SipResponse | None) -> None:
         if response is None:
-            log.warning("No answer to the media re-INVITE of %s", self.chan.name if self.chan else "?")
-            self.direct = False
+            self._direct_failed("no answer to the re-INVITE")
             return
         self.last_message = f"Rx: {response.status}"
         if response.status < 200:
@@ -463,10 +499,8 @@ class SipCall:
             self.reinvite_tries += 1
             media = self.direct_target if self.direct else None
             self.stack.pbx.spawn(self._reinvite_later(media, 2.1 + random.random() * 1.9))
-        else:  # refused: the media stays with us, the relay carries it
-            log.info("%s refused the media re-INVITE (%d)", self.chan.name if self.chan else "?",
-                     response.status)
-            self.direct = False
+        elif self.direct:  # refused: the media stays with us, the relay carries it
+            self._direct_failed(f"re-INVITE answered {response.status}")
 
     async def _reinvite_later(self, media: tuple[str, int] | None, delay: float) -> None:
         await asyncio.sleep(delay)
