@@ -143,6 +143,9 @@ class SipTech(ChannelTech):
             self.sip.stack.pbx.spawn(self.sip.restore_media_soon())
 
 
+DIRECT_MEDIA_DELAY = 0.5  # seconds between the bridge and the direct-media re-INVITEs
+
+
 async def _go_direct(a: "SipCall", b: "SipCall") -> None:
     """Switch both phones together, once neither has an INVITE transaction open
     (§14.1: an incoming leg's 200 must have its ACK): a phone switched alone would
@@ -153,6 +156,9 @@ async def _go_direct(a: "SipCall", b: "SipCall") -> None:
                 await asyncio.wait_for(call.acked.wait(), 64 * call.stack.config.general.timert1 / 1000.0)
             except TimeoutError:
                 return
+    # let the phones start their media first: re-INVITEd within milliseconds of the
+    # answer, baresip sometimes never starts sending (seen in about one call in four)
+    await asyncio.sleep(DIRECT_MEDIA_DELAY)
     if a.native_peer is b and b.native_peer is a and not (a.finished or b.finished):
         a.redirect_media(b)
         b.redirect_media(a)
