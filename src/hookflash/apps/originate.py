@@ -118,7 +118,7 @@ async def place(pbx: Pbx, order: Origination, requestor: Channel | None = None,
     else:
         if peer.cdr is not None:
             peer.cdr.mark_answered()
-        task = pbx.spawn(_run_app(peer, order.app, order.data))
+        task = pbx.spawn(run_app(peer, order.app, order.data))
     if wait_done:
         await asyncio.shield(task)
     return "SUCCESS", task
@@ -175,7 +175,8 @@ async def _wait_answer(peer: Channel, timeout: float) -> str:
             return "HANGUP"
 
 
-async def _run_app(chan: Channel, app_name: str, data: str) -> None:
+async def run_app(chan: Channel, app_name: str, data: str) -> None:
+    """Run one application on an answered channel, then end its CDR and hang it up."""
     from hookflash.apps.flow import exec_app
     chan.pbx.verbose(4, f"Launching {app_name}({data}) on {chan.name}")
     try:

@@ -47,6 +47,7 @@ async def place_notification(pbx: Pbx, cal: CalendarConfig, event: CalendarEvent
     """Dial the reminder; returns the dial status (ANSWER, NOANSWER, BUSY, ...)."""
     from hookflash.apps.builtins import set_variable
     from hookflash.apps.dial import place_calls
+    from hookflash.apps.originate import run_app
     from hookflash.dialplan.subst import substitute
     from hookflash.engine.cdr import new_cdr
 
@@ -81,26 +82,10 @@ async def place_notification(pbx: Pbx, cal: CalendarConfig, event: CalendarEvent
     winner.connected = pseudo.caller.copy()
     new_cdr(winner).mark_answered()
     if cal.app:
-        pbx.spawn(_run_app(winner, cal.app, cal.appdata))
+        pbx.spawn(run_app(winner, cal.app, cal.appdata))
     else:
         winner.context = cal.context or "default"
         winner.exten = cal.extension or "s"
         winner.priority = 1
         pbx.start_pbx(winner)
     return status
-
-
-async def _run_app(chan: Channel, app: str, data: str) -> None:
-    from hookflash.apps.flow import exec_app
-    from hookflash.engine.registry import DialplanError
-    try:
-        await exec_app(chan, f"{app}({data})")
-    except DialplanError as exc:
-        log.warning("%s on %s", exc, chan.name)
-    except Exception:
-        log.exception("Application %s failed on %s", app, chan.name)
-    finally:
-        if chan.cdr is not None:
-            chan.cdr.end_call(chan)
-            chan.cdr.post(chan.pbx)
-        await chan.hangup()
