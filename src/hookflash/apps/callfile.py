@@ -43,6 +43,9 @@ MAX_LINE = 4096
 
 _INT = re.compile(r"\s*([+-]?\d+)")
 _TRUE = ("yes", "true", "y", "t", "1", "on")
+# numeric keys (also the CallFile attribute): name in the warning, minimum, default
+_NUMBERS = {"priority": ("priority", 1, 1), "maxretries": ("max retries", 0, 0),
+            "retrytime": ("retrytime", 1, 300), "waittime": ("waittime", 1, 45)}
 
 
 class CallFileError(ValueError):
@@ -177,26 +180,12 @@ def _apply(cf: CallFile, key: str, value: str, lineno: int) -> None:
         cf.context = value
     elif key == "extension":
         cf.exten = value
-    elif key == "priority":
-        number = _number(value, 1)
+    elif key in _NUMBERS:
+        label, minimum, default = _NUMBERS[key]
+        number = _number(value, minimum)
         if number is None:
-            bad("priority", 1)
-        cf.priority = number or 1
-    elif key == "maxretries":
-        number = _number(value, 0)
-        if number is None:
-            bad("max retries", 0)
-        cf.maxretries = number or 0
-    elif key == "retrytime":
-        number = _number(value, 1)
-        if number is None:
-            bad("retrytime", 300)
-        cf.retrytime = number or 300
-    elif key == "waittime":
-        number = _number(value, 1)
-        if number is None:
-            bad("waittime", 45)
-        cf.waittime = number or 45
+            bad(label, default)
+        setattr(cf, key, number or default)
     elif key == "retry":
         cf.retries += 1
     elif key == "startretry":
