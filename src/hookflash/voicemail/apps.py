@@ -77,15 +77,15 @@ async def _greeting(chan: Channel, vm: VoicemailModule, box: Mailbox, busy: bool
                     unavail: bool, ecodes: str) -> str | None:
     ref = (box.context, box.mailbox)
     store = vm.store
-    found = store.greeting(ref, "temp")
+    found = await store.agreeting(ref, "temp")
     if found is None and busy:
-        found = store.greeting(ref, "busy")
+        found = await store.agreeting(ref, "busy")
     if found is None and unavail:
-        found = store.greeting(ref, "unavail")
+        found = await store.agreeting(ref, "unavail")
     if found is not None:
         return await play_path(chan, *found, interrupt=ecodes)
     state = "vm-isonphone" if busy else "vm-isunavail"
-    name = store.greeting(ref, "greet")
+    name = await store.agreeting(ref, "greet")
     if name is not None:
         digit = await play_path(chan, *name, interrupt=ecodes)
         return digit or await play_names(chan, [state], ecodes)
@@ -142,7 +142,7 @@ async def app_voicemail(chan: Channel, data: str) -> int | None:
     folder = "Urgent" if urgent else "INBOX"
     ref = (box.context, box.mailbox)
     maxmsg = int(box.option("maxmsg", general))
-    if maxmsg and await vm.store.acount(ref, folder) >= maxmsg:
+    if (maxmsg and await vm.store.acount(ref, folder) >= maxmsg) or await vm.store.quota_check(ref):
         chan.pbx.verbose(3, f"Mailbox {box.id} is full ({maxmsg} messages)")
         await play_names(chan, ["vm-mailboxfull"])
         chan.set_var("VMSTATUS", "FAILED")
@@ -350,7 +350,7 @@ async def app_voicemailplaymsg(chan: Channel, data: str) -> int | None:
     msg_id = parts[1].strip() if len(parts) > 1 else ""
     box = vm.cfg.find(number, context) if number else None
     msg = await vm.store.afind((box.context, box.mailbox), msg_id) if box and msg_id else None
-    found = vm.store.audio(msg) if msg is not None else None
+    found = await vm.store.aaudio(msg) if msg is not None else None
     if box is None or msg is None or found is None:
         log.warning("VoiceMailPlayMsg: no message '%s' in mailbox '%s@%s'", msg_id, number, context)
         chan.set_var("VOICEMAIL_PLAYBACKSTATUS", "FAILED")
@@ -378,7 +378,7 @@ async def app_vmsayname(chan: Channel, data: str) -> int | None:
     if not await _answer(chan):
         return -1
     try:
-        found = vm.store.greeting((context, number), "greet")
+        found = await vm.store.agreeting((context, number), "greet")
     except StoreError:  # a name no mailbox can have ('..', '/'): nothing recorded
         found = None
     if found is not None:

@@ -184,7 +184,7 @@ class Session:
             digit = await play_names(self.chan, self.envelope(msg), ANY_KEY)
             if digit:
                 return digit
-        found = self.vm.store.audio(msg)
+        found = await self.vm.store.aaudio(msg)
         self.heard.add(self.cur)
         if found is None:
             log.warning("%s: message %s/%s of %s has no audio", self.chan.name, msg.folder, msg.name,
@@ -321,7 +321,7 @@ class Session:
             elif digit == "3":
                 await self.record_greeting("greet", "vm-rec-name")
             elif digit == "4":
-                if self.vm.store.greeting(self.ref, "temp") is not None:
+                if await self.vm.store.agreeting(self.ref, "temp") is not None:
                     choice = await self.read_key(["vm-tempgreeting2"])
                     if choice == "2":
                         await self.vm.store.delete_greeting(self.ref, "temp")

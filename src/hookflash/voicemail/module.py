@@ -44,6 +44,7 @@ from hookflash.voicemail.config import (
     rewrite_password,
     split_box,
 )
+from hookflash.voicemail.imap.store import ImapStore, imap_box
 from hookflash.voicemail.main import app_voicemailmain
 from hookflash.voicemail.notify import EmailJob, build_email, notify_mwi, send_email
 from hookflash.voicemail.store import (
@@ -66,7 +67,10 @@ class VoicemailModule(Module):
     def __init__(self, pbx: Pbx) -> None:
         super().__init__(pbx)
         self.cfg = VoicemailConfig()
-        self.store: MessageStore = FileStore(pbx.dirs.astspooldir)
+        self.files = FileStore(pbx.dirs.astspooldir)
+        self.store: ImapStore = ImapStore(self.files)
+        self.store.on_change = self._store_changed
+        self.store.render = self._render
         self.timings: list[dict[str, float]] = []  # for bench/voicemail.py (kept short)
         self._poller: asyncio.Future[None] | None = None
 
@@ -100,13 +104,47 @@ class VoicemailModule(Module):
 
     async def start(self) -> None:
         self.cfg = self._load()
-        if isinstance(self.store, FileStore):
-            self.store.root.mkdir(parents=True, exist_ok=True)
-            self.store.clean_temp()
+        self.files.root.mkdir(parents=True, exist_ok=True)
+        self.files.clean_temp()
+        self._configure_imap()
+        await self.store.start()
         self.pbx.mailbox_counts = self.mailbox_counts  # type: ignore[attr-defined]
         self._start_poller()
         self.pbx.verbose(2, f"Voicemail: {len(self.cfg.mailboxes)} mailboxes in "
                             f"{len(self.cfg.contexts())} contexts")
+
+    def _configure_imap(self) -> None:
+        general = self.cfg.general
+        extra = general.extra
+        self.store.pollfreq = float(general.pollfreq)
+        self.store.poll_logout = extra.get("imap_poll_logout", "no").lower() in ("yes", "true", "1", "on")
+        try:
+            self.store.idle_max = int(extra.get("imapidlemax", "200"))
+        except ValueError:
+            self.store.idle_max = 200
+        boxes = [ib for ib in (imap_box(b, general) for b in self.cfg.mailboxes.values()) if ib is not None]
+        self.store.configure(boxes, general)
+        if boxes:
+            self.pbx.verbose(2, f"Voicemail: {len(boxes)} mailboxes on IMAP")
+
+    def _store_changed(self, ref: tuple[str, str]) -> None:
+        box = self.cfg.find(ref[1], ref[0])
+        if box is not None:
+            self.changed(box)
+
+    def _render(self, ibox, msg, info):  # type: ignore[no-untyped-def]
+        """Subject and body of the mail a voicemail is stored as (emailsubject/emailbody)."""
+        from hookflash.voicemail.notify import render, template_vars
+        box = self.cfg.find(ibox.box[1], ibox.box[0])
+        if box is None:
+            return f"[PBX]: New message {msg.number + 1} in mailbox {ibox.box[1]}", ""
+        from dataclasses import replace as _replace
+        values = template_vars(self.cfg, box, _replace(msg, info=info))
+        subject = box.options.get("emailsubject") or self.cfg.general.subject_template
+        body = box.options.get("emailbody") or self.cfg.general.body_template
+        if info.flag == "Urgent" and not box.options.get("emailsubject") and not self.cfg.general.emailsubject:
+            subject = subject.replace("New message", "New Urgent message")
+        return render(self.pbx, subject, values), render(self.pbx, body, values)
 
     def _start_poller(self) -> None:
         if self._poller is not None:
@@ -121,6 +159,8 @@ class VoicemailModule(Module):
         last: dict[str, tuple[int, int]] = {}
         while True:
             for box in list(self.cfg.mailboxes.values()):
+                if self.store.imap((box.context, box.mailbox)) is not None:
+                    continue  # watched by the IMAP store (IDLE or its own poll)
                 try:
                     counts = await self.amailbox_counts(box.id)
                     if box.id in last and last[box.id] != counts:
@@ -131,6 +171,7 @@ class VoicemailModule(Module):
             await asyncio.sleep(self.cfg.general.pollfreq)
 
     async def stop(self) -> None:
+        await self.store.stop()
         if self._poller is not None:
             self._poller.cancel()
             self._poller = None
@@ -143,6 +184,7 @@ class VoicemailModule(Module):
         except ConfigError as exc:
             log.error("voicemail.conf not reloaded, the running configuration is kept: %s", exc)
             return str(exc)
+        self._configure_imap()
         self._start_poller()
         return None
 
@@ -224,7 +266,7 @@ class VoicemailModule(Module):
         if durable_at is not None:
             self.timings.append({"durable": durable_at, "notified": time.time(), "notifies": sent})
             del self.timings[:-1000]
-        if box.email:
+        if box.email and self.store.imap((box.context, box.mailbox)) is None:
             self.pbx.spawn(self._email(box, msg))
 
     async def _email_then_delete(self, box: Mailbox, msg: StoredMessage) -> None:
@@ -241,11 +283,9 @@ class VoicemailModule(Module):
         from hookflash.voicemail.notify import attach_audio, attachment_format
         try:
             fmt = attachment_format(self.cfg.general, box)
-            audio = None
-            if isinstance(self.store, FileStore):
-                path = self.store.folder_dir(msg.box, msg.folder) / f"{msg.name}.{fmt}"
-                found = path if path.is_file() else None
-                audio = found or (self.store.audio(msg) or (None, ""))[0]
+            path = self.files.folder_dir(msg.box, msg.folder) / f"{msg.name}.{fmt}"
+            found = path if path.is_file() else None
+            audio = found or (self.store.audio(msg) or (None, ""))[0]
             mail = build_email(self.pbx, self.cfg, box, msg, None)
             # the recording can be megabytes: read and attach it off the event loop
             await asyncio.to_thread(attach_audio, mail, self.cfg.general, box, msg, audio)

@@ -176,6 +176,7 @@ class StoredMessage:
     number: int
     info: MessageInfo
     formats: tuple[str, ...] = field(default=())  # file extensions present
+    where: object = field(default=None, compare=False)  # a store's own locator (IMAP: UID)
 
     @property
     def name(self) -> str:
@@ -241,6 +242,18 @@ class MessageStore(abc.ABC):
 
     @abc.abstractmethod
     async def delete_greeting(self, box: BoxRef, name: str) -> None: ...
+
+    async def aaudio(self, msg: StoredMessage) -> tuple[Path, str] | None:
+        """:meth:`audio`, fetching it first where it is not local (IMAP)."""
+        return self.audio(msg)
+
+    async def quota_check(self, box: BoxRef) -> bool:
+        """True when the storage behind the mailbox refuses more messages (IMAP quota)."""
+        return False
+
+    async def agreeting(self, box: BoxRef, name: str) -> tuple[Path, str] | None:
+        """:meth:`greeting`, fetching it first where greetings are remote (IMAP)."""
+        return self.greeting(box, name)
 
     def counts(self, box: BoxRef) -> tuple[int, int, int]:
         """(new, old, urgent); new includes urgent, as Asterisk counts INBOX."""
