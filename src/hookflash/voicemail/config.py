@@ -62,17 +62,22 @@ _BOOL_KEYS = {
     "pbxskip", "moveheard", "searchcontexts", "forcename", "forcegreetings", "tempgreetwarn",
     "messagewrap", "sendvoicemail", "nextaftercmd", "usedirectory", "leaveurgent",
     "forward_urgent_auto", "delete", "deletevoicemail", "hidefromdir", "imapgreetings",
-    "expungeonhangup",
+    "expungeonhangup", "imap_poll_logout",
 }
 _INT_KEYS = {
     "maxmsg": (0, 9999), "maxsecs": (0, None), "maxmessage": (0, None), "minsecs": (0, None),
     "minmessage": (0, None), "maxsilence": (0, None), "silencethreshold": (0, None),
     "skipms": (0, None), "maxlogins": (1, None), "minpassword": (0, None), "pollfreq": (1, None),
     "saydurationm": (0, None), "maxgreet": (0, None), "smtpport": (1, 65535), "imapport": (1, 65535),
-    "backupdeleted": (0, 9999),
+    "backupdeleted": (0, 9999), "imapopentimeout": (1, None), "imapclosetimeout": (1, None),
+    "imapreadtimeout": (1, None), "imapwritetimeout": (1, None), "imapidlemax": (0, None),
 }
+IMAP_FLAGS = ("ssl", "notls", "tls", "novalidate-cert", "validate-cert", "secure", "norsh", "debug")
 _ALIASES = {"maxmessage": "maxsecs", "minmessage": "minsecs", "deletevoicemail": "delete",
-            "imapsecret": "imappassword", "greetingsfolder": "greetingfolder"}
+            "imapsecret": "imappassword", "greetingsfolder": "greetingfolder",
+            # the book's names for Asterisk's imap*timeout options
+            "opentimeout": "imapopentimeout", "closetimeout": "imapclosetimeout",
+            "readtimeout": "imapreadtimeout", "writetimeout": "imapwritetimeout"}
 
 
 def unescape(text: str) -> str:
@@ -210,6 +215,14 @@ def split_box(text: str, default_context: str = "default") -> tuple[str, str]:
 
 # ---------------------------------------------------------------------- parsing
 def _typed(var: ConfigVariable, key: str, value: str) -> Any:
+    if key == "imapflags":
+        for flag in re.split(r"[/|]", value):
+            flag = flag.strip().lower()
+            if flag and flag not in IMAP_FLAGS:
+                raise var.error(f"imapflags value '{flag}' is not known",
+                                "'/'-separated flags among " + ", ".join(IMAP_FLAGS) +
+                                " (e.g. 'imapflags=ssl/novalidate-cert')")
+        return value
     if key in _BOOL_KEYS:
         try:
             return parse_bool(value)
@@ -255,8 +268,8 @@ def _general(conf: ConfigFile) -> General:
             elif key in names and key != "extra":
                 values[key] = _typed(var, key, var.value.strip())
             else:
-                extra[key] = var.value
-                if key in _BOOL_KEYS or key in _INT_KEYS:
+                extra[key] = var.value.strip()
+                if key in _BOOL_KEYS or key in _INT_KEYS or key == "imapflags":
                     _typed(var, key, var.value.strip())
     passwordlocation = str(values.get("passwordlocation", "voicemail.conf")).lower()
     if passwordlocation not in ("voicemail.conf", "spooldir"):

@@ -226,6 +226,10 @@ class VoicemailModule(Module):
                        "Usage: voicemail show mailbox <mailbox> <context>"),
             CliCommand(("voicemail", "show", "zones"), self._show_zones, "List zone message formats",
                        "Usage: voicemail show zones"),
+            CliCommand(("voicemail", "refresh"), self._refresh_cmd,
+                       "Re-read mailboxes from their IMAP server and update the lamps",
+                       "Usage: voicemail refresh [<mailbox> <context>]\n"
+                       "       Like the AMI action VoicemailRefresh: re-reads every IMAP mailbox, or one."),
             CliCommand(("voicemail", "reload"), self._reload_cmd, "Reload voicemail configuration",
                        "Usage: voicemail reload"),
         ]
@@ -330,11 +334,53 @@ class VoicemailModule(Module):
             return f'No such voicemail context "{context}"\n'
         fmt = "%-10s %-5s %-25s %-10s %6s\n"
         out = [fmt % ("Context", "Mbox", "User", "Zone", "NewMsg")]
+        imap_rows = []
         for box in boxes:
-            new = await self.store.acount((box.context, box.mailbox), "INBOX")
+            ref = (box.context, box.mailbox)
+            new = await self.store.acount(ref, "INBOX")
             out.append(fmt % (box.context, box.mailbox, box.fullname, box.options.get("tz", ""), new))
+            if self.store.imap(ref) is not None:
+                imap_rows.append(self._imap_row(box))
         out.append(f"{len(boxes)} voicemail users configured.\n")
+        if imap_rows:
+            row = "%-10s %-5s %-40s %-8s %-6s %6s\n"
+            out.append("\n" + row % ("Context", "Mbox", "IMAP", "State", "Counts", "Outbox"))
+            out.extend(imap_rows)
         return "".join(out)
+
+    def _imap_state(self, box: Mailbox) -> dict[str, object]:
+        return self.store.state((box.context, box.mailbox))
+
+    def _imap_row(self, box: Mailbox) -> str:
+        st = self._imap_state(box)
+        row = "%-10s %-5s %-40s %-8s %-6s %6s\n"
+        return row % (box.context, box.mailbox, str(st["spec"])[:40], st["mode"],
+                      "stale" if st["stale"] else "live", st["outbox"])
+
+    async def _refresh_cmd(self, args: CliArgs) -> str:
+        argv = args.argv
+        if argv and len(argv) != 2:
+            return "Usage: voicemail refresh [<mailbox> <context>]\n"
+        boxes = list(self.cfg.mailboxes.values())
+        if argv:
+            found = self.cfg.find(argv[0], argv[1])
+            if found is None:
+                return f"No such mailbox '{argv[0]}@{argv[1]}'\n"
+            boxes = [found]
+        out = []
+        for box in boxes:
+            ref = (box.context, box.mailbox)
+            if self.store.imap(ref) is None:
+                if argv:
+                    out.append(f"Mailbox {box.id} is stored in files; lamps updated\n")
+                self.changed(box)
+                continue
+            ok = await self.store.refresh(ref)
+            new, old, _ = self.store.counts(ref)
+            out.append(f"Refreshed {box.id}: {new} new, {old} old" +
+                       ("" if ok else " (server unavailable; last known counts)") + "\n")
+            self.changed(box)
+        return "".join(out) or "No IMAP mailboxes; lamps updated\n"
 
     def _show_zones(self, args: CliArgs) -> str:
         if not self.cfg.zones:
@@ -367,6 +413,18 @@ class VoicemailModule(Module):
                                   info.msg_id))
                 total += 1
         out.append(f"{total} Message{'s' if total != 1 else ''} Total\n")
+        if self.store.imap((box.context, box.mailbox)) is not None:
+            st = self._imap_state(box)
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(st["synced_at"]))) \
+                if st["synced_at"] else "never"
+            out.append(f"\nIMAP: {st['spec']}\n")
+            out.append(f"  state: {'connected, ' if st['mode'] != '-' else 'not connected, '}"
+                       f"{ {'IDLE': 'IDLE (push)', 'poll': 'polling every %gs' % self.store.pollfreq}.get(str(st['mode']), 'reconnecting')}"
+                       f"; {st['connections']} connection(s)\n")
+            out.append(f"  counts: {'STALE, last known at ' + when if st['stale'] else 'live, synced ' + when}\n")
+            out.append(f"  outbox: {st['outbox']} message(s) waiting for upload\n")
+            if st["error"]:
+                out.append(f"  last error: {st['error']}\n")
         return "".join(out)
 
     async def _reload_cmd(self, args: CliArgs) -> str:

@@ -272,7 +272,8 @@ class ImapStore(MessageStore):
         self.boxes: dict[BoxRef, ImapBox] = {}
         self.pools: dict[tuple[Any, ...], Pool] = {}
         self.indexes: dict[tuple[Any, ...], FolderIndex] = {}
-        self._fresh_ids: set[str] = set()  # saved here, never tried: no need to search first
+        self._fresh_ids: set[str] = set()
+        self._in_flight: dict[BoxRef, dict[str, str]] = {}  # on the server, local copy not yet removed  # saved here, never tried: no need to search first
         self.idle_max = idle_max
         self.pollfreq = pollfreq
         self.poll_logout = poll_logout
@@ -448,7 +449,8 @@ class ImapStore(MessageStore):
         local = self.files.count(box, folder)
         if ibox is None:
             return local
-        return len(self._server_entries(ibox, folder)) + local
+        in_flight = sum(1 for f in self._in_flight.get(box, {}).values() if f == folder)
+        return len(self._server_entries(ibox, folder)) + max(local - in_flight, 0)
 
     async def acount(self, box: BoxRef, folder: str) -> int:
         if box not in self.boxes:
@@ -603,7 +605,7 @@ class ImapStore(MessageStore):
         pool = self.pool(ibox.account)
         try:
             async with pool.connection(wait=False) as conn:
-                quota = await asyncio.wait_for(conn.quota(ibox.folder), 1.0)
+                quota = await asyncio.wait_for(conn.quota(ibox.folder), 0.5)
         except (ImapError, asyncio.TimeoutError):
             return bool(self.quota_full.get(ibox.account.key))
         full = quota is not None and quota[1] > 0 and quota[0] >= quota[1]
@@ -637,9 +639,11 @@ class ImapStore(MessageStore):
                 await event.wait()
                 continue
             try:
-                for msg in waiting:
-                    await self._upload(ibox, msg)
+                # one at a time, listing again after each: removing an uploaded message
+                # renumbers the ones after it
+                await self._upload(ibox, waiting[0])
                 failures = 0
+                event.set()
             except OverQuota as exc:
                 self.quota_full[ibox.account.key] = True
                 failures += 1
@@ -692,28 +696,36 @@ class ImapStore(MessageStore):
                 await conn.select(folder)
                 hits = await conn.uid_search("HEADER", "Message-ID", quote(message_id))
                 uid = hits[-1] if hits else None
-            if uid is None:
-                self._fresh_ids.discard(message_id)  # from now on, a retry searches first
-                started = time.monotonic()
-                uid = await conn.append(folder, data, flags)
-                if uid is None:  # no UIDPLUS: confirm by searching
-                    await conn.select(folder)
-                    conn.selected = None  # force a fresh SELECT next time (EXISTS changed)
-                    await conn.select(folder)
-                    hits = await conn.uid_search("HEADER", "Message-ID", quote(message_id))
-                    if not hits:
-                        raise ImapUnavailable(f"APPEND of {message_id} not confirmed")
-                    uid = hits[-1]
-                self.upload_times.append(time.monotonic() - started)
-                del self.upload_times[:-1000]
-            headers = parse_headers(data)
-            assert headers is not None
-            if idx.synced:
-                idx.entries[uid] = Entry(uid, set(flags.split()) if flags else set(), headers)
-                idx.uidnext = max(idx.uidnext, uid + 1)
-        # confirmed: only now does the local copy go
-        await self.files.delete(msg)
-        await self.files.resequence(box, msg.folder)
+            async with idx.lock:  # the watcher must not count it twice meanwhile
+                if uid is None:
+                    self._fresh_ids.discard(message_id)  # from now on, a retry searches first
+                    started = time.monotonic()
+                    uid = await conn.append(folder, data, flags)
+                    if uid is None:  # no UIDPLUS: confirm by searching
+                        conn.selected = None  # a fresh SELECT sees the new message
+                        await conn.select(folder)
+                        hits = await conn.uid_search("HEADER", "Message-ID", quote(message_id))
+                        if not hits:
+                            raise ImapUnavailable(f"APPEND of {message_id} not confirmed")
+                        uid = hits[-1]
+                    self.upload_times.append(time.monotonic() - started)
+                    del self.upload_times[:-1000]
+                headers = parse_headers(data)
+                assert headers is not None
+                # confirmed: the server copy replaces the local one in the counts at once
+                self._in_flight.setdefault(box, {})[message_id] = msg.folder
+                if idx.synced:
+                    idx.entries[uid] = Entry(uid, set(flags.split()) if flags else set(), headers)
+                    idx.uidnext = max(idx.uidnext, uid + 1)
+        # only now does the local copy go (found again by its msg_id: a VoiceMailMain
+        # session may have moved or renumbered it meanwhile)
+        try:
+            current = await self.files.afind(box, info.msg_id)
+            if current is not None:
+                await self.files.delete(current)
+                await self.files.resequence(box, current.folder)
+        finally:
+            self._in_flight.get(box, {}).pop(message_id, None)
         self.uploaded += 1
         log.info("Voicemail %s of %s@%s stored on %s%s (UID %s)", info.msg_id, box[1], box[0],
                  ibox.account.spec, folder, uid)
@@ -839,7 +851,7 @@ class ImapStore(MessageStore):
         if ibox is None or not ibox.greetings:
             return self.files.greeting(box, name)
         try:
-            await asyncio.wait_for(self._fetch_greeting(ibox, name), 2.0)
+            await asyncio.wait_for(self._fetch_greeting(ibox, name), 0.5)
         except (ImapError, asyncio.TimeoutError, BadMessage, ProtocolError) as exc:
             log.warning("Greeting '%s' of %s@%s from IMAP: %s (using the local copy)", name, box[1], box[0], exc)
         return self.files.greeting(box, name)

@@ -1,0 +1,264 @@
+"""The IMAP message store against a real Dovecot (tests/integration/imap_server.py):
+upload through the outbox, Asterisk's layout on the server, counts kept by IDLE, moves,
+deletes and expunge, greetings, STARTTLS/IMAPS/master user, and the faults (server
+stopped, frozen, killed mid-APPEND): nothing lost, nothing stored twice."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import time
+from pathlib import Path
+
+import pytest
+
+from hookflash.voicemail.config import General, Mailbox
+from hookflash.voicemail.imap.client import Account, Connection, ImapUnavailable
+from hookflash.voicemail.imap.store import ImapStore, imap_box
+from hookflash.voicemail.store import FileStore, MessageInfo, new_msg_id
+from tests.integration.imap_garbage import GarbageImapServer
+from tests.integration.imap_server import Dovecot, dovecot  # noqa: F401  (fixture)
+from tests.integration.sip_peers import tone_wav
+
+
+def general(dv: Dovecot, **extra: str) -> General:
+    values = {"imapserver": "127.0.0.1", "imapport": str(dv.port), "imapflags": "notls",
+              "imapopentimeout": "3", "imapreadtimeout": "3", "imapwritetimeout": "3"}
+    values.update(extra)
+    return General(formats=("wav",), extra=values)
+
+
+def mailbox(user: str = "alice", password: str = "alicepw", number: str = "100",
+            context: str = "shifteight", **opts: str) -> Mailbox:
+    return Mailbox(context, number, "0107", "Leif Madsen", "", "",
+                   {"imapuser": user, "imappassword": password, **opts})
+
+
+def info(flag: str = "", cid: str = '"Jane Caller" <5551234>') -> MessageInfo:
+    now = time.time()
+    return MessageInfo(origmailbox="100", context="phones", exten="100", callerid=cid,
+                       origdate=MessageInfo.asterisk_date(now), origtime=int(now),
+                       msg_id=new_msg_id(now), flag=flag, duration=3)
+
+
+def recording(store: ImapStore, box: tuple[str, str], freq: float = 440.0) -> dict[str, Path]:
+    path = store.temp_dir(box) / f"rec-{time.monotonic_ns()}.wav"
+    tone_wav(path, freq, 1.0)
+    return {"wav": path}
+
+
+async def until(predicate, timeout: float = 10.0, step: float = 0.02) -> bool:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        await asyncio.sleep(step)
+    return predicate()
+
+
+def make_store(tmp_path: Path, gen: General, *boxes: Mailbox) -> tuple[ImapStore, list[tuple[str, str]]]:
+    store = ImapStore(FileStore(tmp_path / "spool"))
+    changes: list[tuple[str, str]] = []
+    store.on_change = changes.append
+    ibs = [imap_box(b, gen) for b in boxes]
+    assert all(ibs)
+    store.configure(ibs, gen)  # type: ignore[arg-type]
+    return store, changes
+
+
+def test_message_reaches_the_folder_in_asterisks_layout(dovecot: Dovecot, tmp_path: Path) -> None:
+    async def main() -> None:
+        gen = general(dovecot)
+        box = ("shifteight", "100")
+        store, changes = make_store(tmp_path, gen, mailbox())
+        await store.start()
+        try:
+            assert await until(lambda: not store.stale(box))
+            assert store.counts(box) == (0, 0, 0)
+            await store.save(box, "INBOX", info(), recording(store, box))
+            # counted at once (lamp), before the upload is confirmed
+            assert store.counts(box) == (1, 0, 0)
+            assert await until(lambda: store.pending(box) == 0)
+            assert store.counts(box) == (1, 0, 0)
+        finally:
+            await store.stop()
+
+    asyncio.run(main())
+    raw = dovecot.messages("alice")
+    assert len(raw) == 1
+    mail = email.message_from_bytes(raw[0])
+    assert mail["X-Asterisk-VM-Context"] == "shifteight"
+    assert mail["X-Asterisk-VM-Extension"] == "100"
+    assert mail["X-Asterisk-VM-Caller-ID-Num"] == "5551234"
+    assert mail["X-Asterisk-VM-Caller-ID-Name"] == "Jane Caller"
+    assert mail["X-Asterisk-VM-Duration"] == "3"
+    parts = [p for p in mail.walk() if not p.is_multipart()]
+    assert parts[0].get_content_type() == "text/plain"
+    assert parts[1].get_content_type() == "audio/x-wav"
+    assert parts[1].get_filename() == "msg0000.wav"
+    assert parts[1].get_payload(decode=True)[:4] == b"RIFF"
+    assert [(uid, f - {"\\Recent"}) for uid, f in dovecot.flags("alice")] == [(1, set())]
+
+
+def test_mail_client_changes_reach_the_counts_within_a_second(dovecot: Dovecot, tmp_path: Path) -> None:
+    async def main() -> None:
+        gen = general(dovecot)
+        box = ("shifteight", "100")
+        store, changes = make_store(tmp_path, gen, mailbox())
+        await store.start()
+        try:
+            assert await until(lambda: store.index(store.boxes[box], "INBOX").mode == "IDLE")
+            await store.save(box, "INBOX", info(), recording(store, box))
+            assert await until(lambda: store.pending(box) == 0)
+            # ordinary mail in the same INBOX does not count
+            await asyncio.to_thread(dovecot.append, "alice", b"From: a@b\r\nSubject: hi\r\n\r\nhello\r\n")
+            changes.clear()
+            started = time.monotonic()
+            c = await asyncio.to_thread(dovecot.login, "alice")
+            await asyncio.to_thread(c.select, "INBOX")
+            await asyncio.to_thread(c.uid, "STORE", "1", "+FLAGS", "(\\Seen)")
+            await asyncio.to_thread(c.logout)
+            assert await until(lambda: store.counts(box) == (0, 1, 0), timeout=1.0)
+            assert time.monotonic() - started < 1.0
+            assert changes and changes[-1] == box
+        finally:
+            await store.stop()
+
+    asyncio.run(main())
+
+
+def test_play_move_delete_and_expunge(dovecot: Dovecot, tmp_path: Path) -> None:
+    async def main() -> None:
+        gen = general(dovecot)
+        box = ("shifteight", "100")
+        store, _ = make_store(tmp_path, gen, mailbox())
+        await store.start()
+        try:
+            for _ in range(3):
+                await store.save(box, "INBOX", info(), recording(store, box))
+            assert await until(lambda: store.pending(box) == 0)
+            messages = await store.alist(box, "INBOX")
+            assert len(messages) == 3
+            path, ext = await store.aaudio(messages[0])
+            assert path.read_bytes()[:4] == b"RIFF" and ext == "wav"
+            await store.move(messages[0], "Old")
+            await store.move(messages[1], "Work")
+            await store.delete(messages[2])
+            await store.resequence(box, "INBOX")  # VoiceMailMain closing the folder: expunge
+            assert store.counts(box) == (0, 1, 0)
+            work = await store.alist(box, "Work")
+            assert [m.info.msg_id for m in work] == [messages[1].info.msg_id]
+        finally:
+            await store.stop()
+
+    asyncio.run(main())
+    assert "Work" in dovecot.folders("alice")
+    assert [f - {"\\Recent"} for _, f in dovecot.flags("alice")] == [{"\\Seen"}]  # the deleted one is expunged
+    assert len(dovecot.messages("alice", "Work")) == 1
+
+
+def test_greetings_on_imap(dovecot: Dovecot, tmp_path: Path) -> None:
+    async def main() -> None:
+        gen = general(dovecot, imapgreetings="yes", greetingfolder="Greetings")
+        box = ("shifteight", "100")
+        store, _ = make_store(tmp_path, gen, mailbox())
+        await store.start()
+        try:
+            await store.save_greeting(box, "unavail", recording(store, box, 660.0))
+            assert await until(lambda: "Greetings" in dovecot.folders("alice") and
+                               len(dovecot.messages("alice", "Greetings")) == 1)
+            # a second PBX sharing the mail box (fresh spool) gets it from the server
+            other, _ = make_store(tmp_path / "other", gen, mailbox())
+            found = await other.agreeting(box, "unavail")
+            assert found is not None and found[0].read_bytes()[:4] == b"RIFF"
+            # re-recording replaces the server copy
+            await store.save_greeting(box, "unavail", recording(store, box, 880.0))
+            await asyncio.sleep(0.5)
+            assert await until(lambda: len(dovecot.messages("alice", "Greetings")) == 1)
+            await other.stop()
+        finally:
+            await store.stop()
+
+    asyncio.run(main())
+    mail = email.message_from_bytes(dovecot.messages("alice", "Greetings")[0])
+    assert mail["X-Asterisk-VM-Message-Type"] == "unavail"
+    assert [p.get_filename() for p in mail.walk() if not p.is_multipart()][1] == "unavail.wav"
+
+
+@pytest.mark.parametrize("how", ["starttls", "imaps", "master"])
+def test_tls_and_master_user(dovecot: Dovecot, tmp_path: Path, how: str) -> None:
+    async def main() -> None:
+        if how == "starttls":
+            account = Account("127.0.0.1", dovecot.port, frozenset(), "alice", "alicepw",
+                              cafile=str(dovecot.cafile), opentimeout=5)
+        elif how == "imaps":
+            account = Account("127.0.0.1", dovecot.ssl_port, frozenset({"ssl"}), "alice", "alicepw",
+                              cafile=str(dovecot.cafile), opentimeout=5)
+        else:
+            account = Account("127.0.0.1", dovecot.port, frozenset(), "alice", "",
+                              authuser="master", authpassword="masterpw",
+                              cafile=str(dovecot.cafile), opentimeout=5)
+        conn = await Connection.open(account)
+        try:
+            await conn.select("INBOX")
+            assert conn.uidvalidity > 0
+            if how == "starttls":
+                assert conn.transport.get_extra_info("ssl_object") is not None
+        finally:
+            await conn.logout()
+        if how != "master":  # the certificate is checked: without the CA it is refused
+            bad = Account(account.server, account.port, account.flags, "alice", "alicepw", opentimeout=5)
+            with pytest.raises(ImapUnavailable):
+                await Connection.open(bad)
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("fault", ["stopped", "frozen", "killed"])
+def test_faults_lose_nothing_and_store_once(dovecot: Dovecot, tmp_path: Path, fault: str) -> None:
+    async def main() -> None:
+        gen = general(dovecot)
+        box = ("shifteight", "100")
+        store, _ = make_store(tmp_path, gen, mailbox())
+        await store.start()
+        try:
+            assert await until(lambda: not store.stale(box))
+            if fault == "stopped":
+                await asyncio.to_thread(dovecot.stop)
+            elif fault == "frozen":
+                await asyncio.to_thread(dovecot.freeze)
+            started = time.monotonic()
+            for _ in range(2):
+                await store.save(box, "INBOX", info(), recording(store, box))
+            if fault == "killed":
+                await asyncio.sleep(0.01)
+                await asyncio.to_thread(dovecot.kill_imap_processes)
+            # saving never waits for the server; the lamp counts both at once
+            assert time.monotonic() - started < 1.0
+            assert store.counts(box)[0] == 2
+            await asyncio.sleep(1.5)
+            if fault == "stopped":
+                await asyncio.to_thread(dovecot.start)
+            elif fault == "frozen":
+                await asyncio.to_thread(dovecot.thaw)
+            assert await until(lambda: store.pending(box) == 0, timeout=40)
+            assert store.counts(box)[0] == 2
+        finally:
+            await store.stop()
+
+    asyncio.run(main())
+    assert len(dovecot.messages("alice")) == 2
+
+
+@pytest.mark.parametrize("mode", ["garbage", "silent", "close", "huge-line"])
+def test_a_server_that_is_not_imap_is_refused_quickly(mode: str) -> None:
+    async def main() -> None:
+        with GarbageImapServer(mode) as server:
+            account = Account("127.0.0.1", server.port, frozenset({"notls"}), "alice", "pw",
+                              opentimeout=2, readtimeout=2)
+            started = time.monotonic()
+            with pytest.raises(ImapUnavailable):
+                await Connection.open(account)
+            assert time.monotonic() - started < 3
+
+    asyncio.run(main())
