@@ -262,3 +262,121 @@ def test_a_server_that_is_not_imap_is_refused_quickly(mode: str) -> None:
             assert time.monotonic() - started < 3
 
     asyncio.run(main())
+
+
+def _vm_mail(number: str = "100", context: str = "shifteight", audio: bytes | None = b"RIFF....WAVE",
+             extra: str = "", part_size: int = 0) -> bytes:
+    """A hand-made mail in the folder: the hostile cases of a shared mail box."""
+    import base64
+    head = (f"From: x@example.com\r\nSubject: t\r\nX-Asterisk-VM-Context: {context}\r\n"
+            f"X-Asterisk-VM-Extension: {number}\r\nX-Asterisk-VM-Message-ID: {time.monotonic_ns()}\r\n"
+            f"X-Asterisk-VM-Duration: 12abc\r\n{extra}MIME-Version: 1.0\r\n")
+    if audio is None and not part_size:
+        return (head + "Content-Type: text/plain\r\n\r\nno audio here\r\n").encode()
+    data = audio if not part_size else b"\0" * part_size
+    b64 = base64.encodebytes(data).replace(b"\n", b"\r\n")
+    return (head + 'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n'
+            '--b\r\nContent-Type: audio/x-wav; name="msg0000.wav"\r\nContent-Transfer-Encoding: base64\r\n'
+            'Content-Disposition: attachment; filename="msg0000.wav"\r\n\r\n').encode() + b64 + b"\r\n--b--\r\n"
+
+
+def test_hostile_mails_in_the_folder_are_skipped_with_a_clear_log(dovecot: Dovecot, tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    from hookflash.voicemail.imap import layout
+    good = tone_wav(tmp_path / "good.wav", 440, 0.5).read_bytes()
+    dovecot.append("alice", _vm_mail(audio=good))                       # fine
+    dovecot.append("alice", _vm_mail(audio=None))                       # no audio
+    dovecot.append("alice", _vm_mail(part_size=300_000))                # "huge" (limit lowered below)
+    dovecot.append("alice", b"From: a@b\r\nX-Asterisk-VM-Context: \x01\r\n\r\nbroken headers\r\n")
+    dovecot.append("alice", _vm_mail(number="999"))                     # someone else's voicemail
+    dovecot.append("alice", b"\r\n\r\n")                                # not even headers
+
+    async def main() -> None:
+        store, _ = make_store(tmp_path, general(dovecot), mailbox())
+        await store.start()
+        old = layout.MAX_AUDIO
+        layout.MAX_AUDIO = 200_000
+        try:
+            box = ("shifteight", "100")
+            assert await until(lambda: not store.stale(box))
+            assert store.counts(box) == (3, 0, 0)  # the three of mailbox 100 count
+            messages = await store.alist(box, "INBOX")
+            assert messages[0].info.duration == 12  # "12abc" read leniently
+            played = [await store.aaudio(m) for m in messages]
+            assert played[0] is not None and played[1] is None and played[2] is None
+        finally:
+            layout.MAX_AUDIO = old
+            await store.stop()
+
+    asyncio.run(main())
+    text = caplog.text
+    assert "no audio attachment" in text
+    assert "larger than" in text
+
+
+def test_special_characters_in_caller_id_and_names_are_safe(dovecot: Dovecot, tmp_path: Path) -> None:
+    async def main() -> None:
+        gen = general(dovecot)
+        box = ('shift"eight', "1 0)0")
+        mb = Mailbox(box[0], box[1], "0107", 'Leif "The" Madsen\r\nBcc: evil@example.com', "", "",
+                     {"imapuser": "alice", "imappassword": "alicepw"})
+        store, _ = make_store(tmp_path, gen, mb)
+        await store.start()
+        try:
+            hostile = info(cid='"Eve\\" {5}\r\nA1 LOGOUT\r\n" <555*)(>')
+            await store.save(box, "INBOX", hostile, recording(store, box))
+            assert await until(lambda: store.pending(box) == 0)
+            listed = await store.alist(box, "INBOX")
+            assert len(listed) == 1 and await store.aaudio(listed[0]) is not None
+        finally:
+            await store.stop()
+
+    asyncio.run(main())
+    raw = dovecot.messages("alice")[0]
+    head = raw.split(b"\r\n\r\n")[0]
+    assert b"\nBcc:" not in head and b"LOGOUT\r\n" not in head
+    mail = email.message_from_bytes(raw)
+    assert mail["X-Asterisk-VM-Context"] == 'shift"eight'
+
+
+def test_quota_full_is_reported_and_nothing_is_lost(tmp_path: Path) -> None:
+    from tests.integration.imap_server import need_dovecot
+    need_dovecot()
+    with Dovecot(tmp_path / "dv", quota_kb=60) as dv:
+        async def main() -> None:
+            store, _ = make_store(tmp_path, general(dv), mailbox())
+            await store.start()
+            box = ("shifteight", "100")
+            try:
+                assert not await store.quota_check(box)
+                await store.save(box, "INBOX", info(), recording(store, box))  # about 22 KB as a mail
+                assert await until(lambda: store.pending(box) == 0)
+                await store.save(box, "INBOX", info(), recording(store, box))
+                await store.save(box, "INBOX", info(), recording(store, box))  # this one is over
+                assert await until(lambda: store.quota_full.get(store.boxes[box].account.key), timeout=10)
+                assert store.pending(box) == 1  # kept locally, not lost
+                assert await store.quota_check(box)  # VoiceMail plays vm-mailboxfull
+            finally:
+                await store.stop()
+
+        asyncio.run(main())
+
+
+def test_without_idle_the_folder_is_polled(tmp_path: Path) -> None:
+    from tests.integration.imap_server import need_dovecot
+    need_dovecot()
+    with Dovecot(tmp_path / "dv", idle=False) as dv:
+        async def main() -> None:
+            store, changes = make_store(tmp_path, general(dv), mailbox())
+            store.pollfreq = 0.5
+            await store.start()
+            box = ("shifteight", "100")
+            try:
+                assert await until(lambda: store.index(store.boxes[box], "INBOX").mode == "poll")
+                uid = await asyncio.to_thread(dv.append, "alice", _vm_mail(audio=b"RIFF"))
+                assert await until(lambda: store.counts(box) == (1, 0, 0), timeout=3)
+                assert uid == 1
+            finally:
+                await store.stop()
+
+        asyncio.run(main())

@@ -174,9 +174,12 @@ def _ext_of(part: Message) -> str:
     return sub[2:] if sub.startswith("x-") else sub or "wav"
 
 
-def extract_audio(raw: bytes, limit: int = MAX_AUDIO) -> tuple[bytes, str, bytes | None]:
+def extract_audio(raw: bytes, limit: int | None = None) -> tuple[bytes, str, bytes | None]:
     """(audio, extension, intro audio or None) of a stored voicemail. BadMessage when
-    there is no audio part, it is not base64, or it is larger than ``limit``."""
+    there is no audio part, it is not base64, or it is larger than ``limit`` (default
+    :data:`MAX_AUDIO`)."""
+    if limit is None:
+        limit = MAX_AUDIO
     if len(raw) > limit * 4 // 3 + 1_000_000:
         raise BadMessage(f"message of {len(raw)} bytes is larger than allowed ({limit} bytes of audio)")
     try:

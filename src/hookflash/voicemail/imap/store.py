@@ -285,6 +285,7 @@ class ImapStore(MessageStore):
         self.outbox_tasks: dict[BoxRef, asyncio.Task[None]] = {}
         self.outbox_wake: dict[BoxRef, asyncio.Event] = {}
         self.quota_full: dict[tuple[Any, ...], bool] = {}
+        self._quota_refused_at: dict[tuple[Any, ...], int] = {}
         self.to_expunge: dict[tuple[Any, ...], set[int]] = {}
         self.uploaded = 0
         self.upload_times: list[float] = []
@@ -608,8 +609,21 @@ class ImapStore(MessageStore):
                 quota = await asyncio.wait_for(conn.quota(ibox.folder), 0.5)
         except (ImapError, asyncio.TimeoutError):
             return bool(self.quota_full.get(ibox.account.key))
-        full = quota is not None and quota[1] > 0 and quota[0] >= quota[1]
-        self.quota_full[ibox.account.key] = full
+        key = ibox.account.key
+        if quota is None:
+            return bool(self.quota_full.get(key))
+        used, limit = quota
+        full = limit > 0 and used >= limit
+        if not full and self.quota_full.get(key):
+            # an APPEND was refused for quota: full until usage drops below what it was then
+            at = self._quota_refused_at.setdefault(key, used)
+            full = used >= at
+        if not full:
+            self._quota_refused_at.pop(key, None)
+            if self.quota_full.pop(key, None):
+                self._kick(box)  # room again: the outbox can try
+        else:
+            self.quota_full[key] = True
         return full
 
     def _kick(self, box: BoxRef) -> None:
