@@ -6,6 +6,7 @@ stopped, frozen, killed mid-APPEND): nothing lost, nothing stored twice."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 import time
 from pathlib import Path
@@ -380,3 +381,22 @@ def test_without_idle_the_folder_is_polled(tmp_path: Path) -> None:
                 await store.stop()
 
         asyncio.run(main())
+
+
+def test_debug_log_shows_the_conversation_but_no_password(dovecot: Dovecot, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    async def main() -> None:
+        for authuser in ("", "master"):
+            account = Account("127.0.0.1", dovecot.port, frozenset({"notls"}), "alice", "alicepw",
+                              authuser=authuser, authpassword="masterpw" if authuser else "", opentimeout=5)
+            conn = await Connection.open(account)
+            await conn.select("INBOX")
+            await conn.logout()
+
+    with caplog.at_level(logging.DEBUG, logger="hookflash.voicemail.imap.wire"):
+        asyncio.run(main())
+    text = caplog.text
+    assert "C: " in text and "SELECT" in text and "S: " in text
+    assert "alicepw" not in text and "masterpw" not in text
+    assert base64.b64encode(b"alice\0master\0masterpw").decode() not in text
