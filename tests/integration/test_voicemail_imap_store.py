@@ -400,3 +400,39 @@ def test_debug_log_shows_the_conversation_but_no_password(dovecot: Dovecot, capl
     assert "C: " in text and "SELECT" in text and "S: " in text
     assert "alicepw" not in text and "masterpw" not in text
     assert base64.b64encode(b"alice\0master\0masterpw").decode() not in text
+
+
+GOLDEN = Path(__file__).parent.parent / "data" / "imap"
+
+
+def test_messages_asterisk_stored_play_in_hookflash(dovecot: Dovecot, tmp_path: Path) -> None:
+    """Mails recorded from a real Asterisk 20 (tests/data/imap/README.md) in a shared box."""
+    import soundfile
+    dovecot.append("alice", (GOLDEN / "asterisk20-msg1.eml").read_bytes())
+    dovecot.append("alice", (GOLDEN / "asterisk20-urgent.eml").read_bytes(), flags="\\Flagged")
+    dovecot.append("alice", (GOLDEN / "asterisk20-greeting-unavail.eml").read_bytes())
+
+    async def main() -> None:
+        store, _ = make_store(tmp_path, general(dovecot, imapgreetings="yes"), mailbox())
+        await store.start()
+        box = ("shifteight", "100")
+        try:
+            assert await until(lambda: not store.stale(box))
+            assert store.counts(box) == (2, 0, 1)  # the greeting is not a message
+            new = await store.alist(box, "INBOX")
+            urgent = await store.alist(box, "Urgent")
+            assert [m.info.callerid for m in new] == ['"Jane Caller" <5551234>']
+            assert new[0].info.duration == 5 and urgent[0].info.flag == "Urgent"
+            for msg in (new[0], urgent[0]):
+                path, ext = await store.aaudio(msg)
+                assert ext == "WAV"
+                sound = soundfile.info(str(path))
+                assert sound.samplerate == 8000 and sound.duration > 2
+            greeting = await store.agreeting(box, "unavail")
+            assert greeting is not None and soundfile.info(str(greeting[0])).duration > 1
+            await store.move(new[0], "Old")  # heard: \Seen, as Asterisk marks it
+        finally:
+            await store.stop()
+
+    asyncio.run(main())
+    assert sorted(sorted(f - {"\\Recent"}) for _, f in dovecot.flags("alice")) == [[], ["\\Flagged"], ["\\Seen"]]

@@ -137,14 +137,14 @@ class VoicemailModule(Module):
         from hookflash.voicemail.notify import render, template_vars
         box = self.cfg.find(ibox.box[1], ibox.box[0])
         if box is None:
-            return f"[PBX]: New message {msg.number + 1} in mailbox {ibox.box[1]}", ""
+            return f"[PBX]: New message {msg.number + 1} in mailbox {ibox.box[1]}", "", info.origdate
         from dataclasses import replace as _replace
         values = template_vars(self.cfg, box, _replace(msg, info=info))
         subject = box.options.get("emailsubject") or self.cfg.general.subject_template
         body = box.options.get("emailbody") or self.cfg.general.body_template
         if info.flag == "Urgent" and not box.options.get("emailsubject") and not self.cfg.general.emailsubject:
             subject = subject.replace("New message", "New Urgent message")
-        return render(self.pbx, subject, values), render(self.pbx, body, values)
+        return render(self.pbx, subject, values), render(self.pbx, body, values), values["VM_DATE"]
 
     def _start_poller(self) -> None:
         if self._poller is not None:

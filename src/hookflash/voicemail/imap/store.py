@@ -279,8 +279,10 @@ class ImapStore(MessageStore):
         self.poll_logout = poll_logout
         self.host = host or socket.gethostname()
         self.on_change: Callable[[BoxRef], None] = lambda box: None
-        self.render: Callable[[ImapBox, StoredMessage, MessageInfo], tuple[str, str]] = \
-            lambda ibox, msg, info: (f"[PBX]: New message {msg.number + 1} in mailbox {ibox.box[1]}", "")
+        # subject, body and X-Asterisk-VM-Orig-date (emaildateformat) of a message's mail
+        self.render: Callable[[ImapBox, StoredMessage, MessageInfo], tuple[str, str, str]] = \
+            lambda ibox, msg, info: (f"[PBX]: New message {msg.number + 1} in mailbox {ibox.box[1]}", "",
+                                     info.origdate)
         self.general: General | None = None
         self.outbox_tasks: dict[BoxRef, asyncio.Task[None]] = {}
         self.outbox_wake: dict[BoxRef, asyncio.Event] = {}
@@ -689,17 +691,17 @@ class ImapStore(MessageStore):
         audio = await asyncio.to_thread(path.read_bytes)
         folder = ibox.folder_for(msg.folder)
         flags = {"Old": "\\Seen", "Urgent": "\\Flagged"}.get(msg.folder, "")
-        subject, body = self.render(ibox, msg, info)
+        number = len(self._server_entries(ibox, msg.folder)) + msg.number
+        subject, body, origdate = self.render(ibox, replace(msg, number=number), info)
         general = self.general
         fromstring = general.fromstring if general else "Asterisk PBX"
         server = (general.serveremail if general else "") or "asterisk"
         from_addr = server if "@" in server else f"{server}@{self.host}"
-        number = len(self._server_entries(ibox, msg.folder)) + msg.number
         data = build_message(
             mailbox=box[1], context=box[0], extension=ibox.extension, info=info, number=number,
             audio=audio, ext=ext, subject=subject, body=body, fromstring=fromstring, from_addr=from_addr,
             to_name=ibox.fullname, to_addr=ibox.email or ibox.account.user, message_id=message_id,
-            origdate=info.origdate, charset=(general.charset if general else "ISO-8859-1"))
+            origdate=origdate, charset=(general.charset if general else "ISO-8859-1"))
         idx = self.index(ibox, msg.folder)
         async with self.pool(ibox.account).connection() as conn:
             if folder.upper() != "INBOX":
