@@ -122,6 +122,15 @@ def test_mail_client_changes_reach_the_counts_within_a_second(dovecot: Dovecot, 
             assert await until(lambda: store.counts(box) == (0, 1, 0), timeout=1.0)
             assert time.monotonic() - started < 1.0
             assert changes and changes[-1] == box
+            # deleted in the mail client (flag + expunge): gone from the counts at once too
+            started = time.monotonic()
+            c = await asyncio.to_thread(dovecot.login, "alice")
+            await asyncio.to_thread(c.select, "INBOX")
+            await asyncio.to_thread(c.uid, "STORE", "1", "+FLAGS", "(\\Deleted)")
+            await asyncio.to_thread(c.expunge)
+            await asyncio.to_thread(c.logout)
+            assert await until(lambda: store.counts(box) == (0, 0, 0), timeout=1.0)
+            assert time.monotonic() - started < 1.0
         finally:
             await store.stop()
 

@@ -369,11 +369,12 @@ class ImapStore(MessageStore):
                     self._idle_used += 1
                     idx.mode = "IDLE"
                     while True:
-                        lines = await conn.idle(timeout=25 * 60)
-                        if lines or True:  # also after a quiet 25 minutes (cheap)
-                            async with idx.lock:
-                                changed = await idx.sync(conn)
-                            self._changed_boxes(idx, changed)
+                        # whatever the server reported, or 25 quiet minutes (RFC 2177 asks
+                        # to re-IDLE within 29): look again, it is cheap
+                        await conn.idle(timeout=25 * 60)
+                        async with idx.lock:
+                            changed = await idx.sync(conn)
+                        self._changed_boxes(idx, changed)
                 else:
                     idx.mode = "poll"
                     if self.poll_logout or not conn.has("IDLE"):
