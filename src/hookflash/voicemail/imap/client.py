@@ -37,6 +37,7 @@ from typing import Any
 
 import aioimaplib  # type: ignore[import-untyped]
 
+from hookflash.voicemail.store import StoreError
 from hookflash.voicemail.imap.wire import (
     ProtocolError,
     encode_mailbox,
@@ -60,8 +61,8 @@ aioimaplib.Commands["GETQUOTAROOT"] = aioimaplib.Cmd("GETQUOTAROOT", (aioimaplib
 __all__ = ["Account", "Connection", "ImapError", "ImapRefused", "ImapUnavailable", "Pool", "OverQuota"]
 
 
-class ImapError(Exception):
-    """Any IMAP failure."""
+class ImapError(StoreError):
+    """Any IMAP failure (a StoreError: the voicemail applications handle it as one)."""
 
 
 class ImapUnavailable(ImapError):

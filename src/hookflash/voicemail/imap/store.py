@@ -586,8 +586,6 @@ class ImapStore(MessageStore):
             return await self.files.save(box, folder, info, audio, maxmsg)
         if maxmsg and self.count(box, folder) >= maxmsg:
             raise MailboxFull(f"{box[1]}@{box[0]} holds {maxmsg} messages (maxmsg)")
-        if self.quota_full.get(ibox.account.key):
-            raise MailboxFull(f"{ibox.account.spec}: over its IMAP quota")
         info = _with_message_id(info, self._message_id(box, info))
         saved = await self.files.save(box, folder, info, audio, 0)
         self._fresh_ids.add(self._message_id(box, info))
