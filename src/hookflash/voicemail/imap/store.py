@@ -29,9 +29,10 @@ What hookflash does differently (the reasons are in the issue and the README):
 * **Lamp in seconds.** A watcher per folder IDLEs (RFC 2177) on its own connection;
   a change made in a mail client is fetched and the lamps NOTIFYed within
   milliseconds. IDLE connections are capped (``imapidlemax``, default 200); folders
-  beyond the cap, and servers without IDLE, are polled every ``pollfreq`` seconds
-  through the account's pool (logging out after each poll with
-  ``imap_poll_logout=yes``).
+  beyond the cap are polled every ``pollfreq`` seconds on a connection opened for the
+  poll and closed after it (at most 8 at a time), so the cap bounds the connections
+  held. A server without IDLE is polled on a connection kept open between polls, as
+  c-client does, unless ``imap_poll_logout=yes``.
 """
 
 from __future__ import annotations
@@ -270,6 +271,7 @@ class ImapStore(MessageStore):
                  poll_logout: bool = False, host: str | None = None) -> None:
         self.files = files
         self.boxes: dict[BoxRef, ImapBox] = {}
+        self._by_folder: dict[tuple[Any, ...], list[ImapBox]] = {}  # (account, folder) -> its boxes
         self.pools: dict[tuple[Any, ...], Pool] = {}
         self.indexes: dict[tuple[Any, ...], FolderIndex] = {}
         self._fresh_ids: set[str] = set()
@@ -302,6 +304,9 @@ class ImapStore(MessageStore):
         self.general = general
         old = self.boxes
         self.boxes = {b.box: b for b in boxes}
+        self._by_folder = {}
+        for ibox in boxes:
+            self._by_folder.setdefault((ibox.account.key, ibox.folder_for("INBOX")), []).append(ibox)
         if self._running:
             for ref in set(old) - set(self.boxes):
                 self._stop_outbox(ref)
@@ -371,13 +376,19 @@ class ImapStore(MessageStore):
                     while True:
                         # whatever the server reported, or 25 quiet minutes (RFC 2177 asks
                         # to re-IDLE within 29): look again, it is cheap
-                        await conn.idle(timeout=25 * 60)
+                        lines = await conn.idle(timeout=25 * 60)
+                        if lines and all(line[:2].upper() == b"OK" for line in lines):
+                            continue  # Dovecot's "* OK Still here" every 2 minutes: nothing changed
                         async with idx.lock:
                             changed = await idx.sync(conn)
                         self._changed_boxes(idx, changed)
                 else:
                     idx.mode = "poll"
-                    if self.poll_logout or not conn.has("IDLE"):
+                    # over the IDLE cap, a folder holds no connection between polls (that
+                    # is what the cap bounds); a server without IDLE keeps one, as c-client
+                    # does, unless imap_poll_logout=yes
+                    keep = not conn.has("IDLE") and not self.poll_logout
+                    if not keep:
                         await conn.logout()
                         conn = None
                     while True:
@@ -389,7 +400,7 @@ class ImapStore(MessageStore):
                                 if conn.selected == idx.folder:
                                     await conn.noop()
                                 changed = await idx.sync(conn)
-                            if self.poll_logout:
+                            if not keep:
                                 await conn.logout()
                                 conn = None
                         self._changed_boxes(idx, changed)
@@ -422,14 +433,13 @@ class ImapStore(MessageStore):
                     idx.mode = "-"
 
     def _changed_boxes(self, idx: FolderIndex, changed: bool) -> None:
-        for ibox in self.boxes.values():
-            if ibox.account.key == idx.account.key and ibox.folder_for("INBOX") == idx.folder:
-                counts = self.counts(ibox.box)
-                if self._last_counts.get(ibox.box) != counts:
-                    self._last_counts[ibox.box] = counts
-                    self.on_change(ibox.box)
-                elif changed:
-                    self.on_change(ibox.box)
+        for ibox in self._by_folder.get((idx.account.key, idx.folder), ()):
+            counts = self.counts(ibox.box)
+            if self._last_counts.get(ibox.box) != counts:
+                self._last_counts[ibox.box] = counts
+                self.on_change(ibox.box)
+            elif changed:
+                self.on_change(ibox.box)
 
     # ------------------------------------------------------------------ MessageStore
     def temp_dir(self, box: BoxRef) -> Path:
@@ -729,19 +739,22 @@ class ImapStore(MessageStore):
                 assert headers is not None
                 # confirmed: the server copy replaces the local one in the counts at once
                 self._in_flight.setdefault(box, {})[message_id] = msg.folder
+                self.uploaded += 1
                 if idx.synced:
                     idx.entries[uid] = Entry(uid, set(flags.split()) if flags else set(), headers)
                     idx.uidnext = max(idx.uidnext, uid + 1)
         # only now does the local copy go (found again by its msg_id: a VoiceMailMain
         # session may have moved or renumbered it meanwhile)
+        current: StoredMessage | None = None
         try:
             current = await self.files.afind(box, info.msg_id)
             if current is not None:
                 await self.files.delete(current)
-                await self.files.resequence(box, current.folder)
         finally:
+            # at once: from here the local copy no longer counts by itself
             self._in_flight.get(box, {}).pop(message_id, None)
-        self.uploaded += 1
+        if current is not None:
+            await self.files.resequence(box, current.folder)
         log.info("Voicemail %s of %s@%s stored on %s%s (UID %s)", info.msg_id, box[1], box[0],
                  ibox.account.spec, folder, uid)
 
