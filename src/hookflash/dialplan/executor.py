@@ -58,7 +58,11 @@ async def run_priorities(chan: "Channel", dialplan: "Dialplan", *, nested: bool 
                 return HANGUP
             continue
         app = apps.get(prio.app_lower)
-        data = prio.data.render(chan, pbx)
+        waits = pbx.registry.async_functions
+        if waits and prio.data.const is None and any(w in prio.data.source.upper() for w in waits):
+            data = await prio.data.arender(chan, pbx)  # a function that waits (JABBER_RECEIVE)
+        else:
+            data = prio.data.render(chan, pbx)
         if verbosity.level >= 3:
             verbosity.verbose(3, f'Executing [{chan.exten}@{chan.context}:{chan.priority}] '
                                  f'{prio.app}("{chan.name}", "{data}") in new stack')

@@ -120,6 +120,9 @@ class Node:
     def render(self, chan: "Channel | None", pbx: Any) -> str:  # pragma: no cover
         raise NotImplementedError
 
+    async def arender(self, chan: "Channel | None", pbx: Any) -> str:  # pragma: no cover
+        return self.render(chan, pbx)
+
 
 class VarNode(Node):
     """``${...}``: a variable or a function call, with an optional substring."""
@@ -134,9 +137,26 @@ class VarNode(Node):
         parsed = self.static
         if parsed is None:
             parsed = split_name(self.inner.render(chan, pbx))
+        return self._finish(chan, pbx, parsed, read_function(chan, pbx, parsed[0]) if parsed[3] else None)
+
+    async def arender(self, chan: "Channel | None", pbx: Any) -> str:
+        parsed = self.static
+        if parsed is None:
+            parsed = split_name(await self.inner.arender(chan, pbx))
+        value = None
+        if parsed[3]:
+            fname, args = split_function(parsed[0])
+            func = pbx.registry.function(fname)
+            if func is not None and func.aread is not None:
+                value = await func.aread(chan, args)
+            else:
+                value = read_function(chan, pbx, parsed[0])
+        return self._finish(chan, pbx, parsed, value)
+
+    def _finish(self, chan: "Channel | None", pbx: Any, parsed: Any, value: str | None) -> str:
         name, offset, length, isfunc = parsed
         if isfunc:
-            value = read_function(chan, pbx, name)
+            assert value is not None
         else:
             value = lookup(chan, pbx, name)
             if value is None:
@@ -155,8 +175,12 @@ class ExprNode(Node):
         self.inner = inner
 
     def render(self, chan: "Channel | None", pbx: Any) -> str:
-        text = self.inner.render(chan, pbx)
+        return self._evaluate(chan, pbx, self.inner.render(chan, pbx))
 
+    async def arender(self, chan: "Channel | None", pbx: Any) -> str:
+        return self._evaluate(chan, pbx, await self.inner.arender(chan, pbx))
+
+    def _evaluate(self, chan: "Channel | None", pbx: Any, text: str) -> str:
         def call(name: str, args: str) -> str:
             func = pbx.registry.function(name)
             if func is None or func.read is None:
@@ -196,6 +220,18 @@ class Template:
         if total > MAX_VALUE:
             return _truncate("".join(out), chan, self.source)  # type: ignore[arg-type]
         return "".join(out)  # type: ignore[arg-type]
+
+    async def arender(self, chan: "Channel | None", pbx: Any) -> str:
+        """:meth:`render`, awaiting the functions that wait (``Function.aread``)."""
+        if self.const is not None:
+            return self.const
+        out = []
+        for part in self.parts:
+            out.append(part if part.__class__ is str else await part.arender(chan, pbx))  # type: ignore[union-attr]
+        value = "".join(out)  # type: ignore[arg-type]
+        if len(value) > MAX_VALUE:
+            return _truncate(value, chan, self.source)
+        return value
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"

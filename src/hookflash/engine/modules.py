@@ -97,6 +97,7 @@ KNOWN_MODULES: dict[str, str] = {
     "func_cdr": "hookflash.engine.cdr:FuncCdrModule",
     "func_channel": "hookflash.apps.func_channel:ChannelFuncModule",
     "chan_sip": "hookflash.sip.module:SipModule",
+    "core_message": "hookflash.message.module:MessageModule",
     "app_playback": "hookflash.apps.media:PlaybackModule",
     "app_read": "hookflash.apps.media:ReadModule",
     "app_record": "hookflash.apps.media:RecordModule",

@@ -25,6 +25,7 @@ AppResult = int | None
 AppCallable = Callable[["Channel", str], "AppResult | Awaitable[AppResult]"]
 FuncReader = Callable[["Channel | None", str], str]
 FuncWriter = Callable[["Channel | None", str, str], None]
+FuncAsyncReader = Callable[["Channel | None", str], Awaitable[str]]
 
 
 class DialplanError(Exception):
@@ -50,6 +51,9 @@ class Function:
     syntax: str = ""
     description: str = ""
     module: str = ""
+    aread: FuncAsyncReader | None = None
+    """A read that waits (JABBER_RECEIVE): the executor awaits it when a priority's
+    arguments name the function; ``read`` is what other (synchronous) callers get."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +98,17 @@ class Registry:
     functions: dict[str, Function] = field(default_factory=dict)  # key: upper name
     commands: dict[tuple[str, ...], CliCommand] = field(default_factory=dict)
     drivers: dict[str, Any] = field(default_factory=dict)  # key: lower tech name
+    async_functions: tuple[str, ...] = ()  # "NAME(" of every function with an aread
 
     def add_application(self, app: Application) -> None:
         self.applications[app.name.lower()] = app
 
     def add_function(self, func: Function) -> None:
         self.functions[func.name.upper()] = func
+        self._async_names()
+
+    def _async_names(self) -> None:
+        self.async_functions = tuple(f"{name}(" for name, f in self.functions.items() if f.aread is not None)
 
     def add_command(self, cmd: CliCommand) -> None:
         self.commands[cmd.words] = cmd
@@ -123,6 +132,7 @@ class Registry:
                 del table[key]
         for key in [k for k, v in self.drivers.items() if getattr(v, "module", "") == module]:
             del self.drivers[key]
+        self._async_names()
 
     def find_command(self, words: list[str]) -> CliCommand | None:
         """The command whose words are the longest prefix of ``words``."""

@@ -246,10 +246,19 @@ class SipStack:
         if g.auth_message_requests and not guest and self.needs_auth(peer, "MESSAGE") \
                 and not self.authenticate(request, txn, peer):
             return
-        self.reply(request, 202, "Accepted")
+        ctype = (request.headers.get("Content-Type") or "text/plain").split(";")[0].strip().lower()
+        if ctype != "text/plain":
+            self.reply(request, 415, "Unsupported Media Type", headers=[("Accept", "text/plain")])
+            return
         hook = getattr(self.pbx, "on_sip_message", None)
-        if hook is not None:
-            hook(request, peer)
+        if hook is None:
+            self.reply(request, 404, "Not Found")
+            return
+        self.reply(request, 202, "Accepted")
+        try:
+            hook(request, peer, source)
+        except Exception:
+            log.exception("Handling the MESSAGE from %s failed", source)
 
     def _on_subscribe(self, request: SipRequest, txn: Any, source: Addr) -> None:
         """RFC 3842 message-summary subscriptions (other packages: 489)."""
@@ -409,6 +418,9 @@ class SipStack:
             headers.append(("Contact", f"<{peer.contact}>;expires={expires}"))
             headers.append(("Expires", str(expires)))
         self.reply(request, 200, headers=headers)
+        hook = getattr(self.pbx, "on_sip_registered", None)
+        if hook is not None and expires:
+            hook(peer)
 
     def _unregister(self, peer: PeerState) -> None:
         peer.expires_at = 0

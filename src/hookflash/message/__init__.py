@@ -1,0 +1,1 @@
+"""Out-of-call messaging: the message core, its dialplan surface and technologies."""
