@@ -98,6 +98,7 @@ KNOWN_MODULES: dict[str, str] = {
     "func_channel": "hookflash.apps.func_channel:ChannelFuncModule",
     "chan_sip": "hookflash.sip.module:SipModule",
     "core_message": "hookflash.message.module:MessageModule",
+    "res_xmpp": "hookflash.xmpp.module:XmppModule",
     "app_playback": "hookflash.apps.media:PlaybackModule",
     "app_read": "hookflash.apps.media:ReadModule",
     "app_record": "hookflash.apps.media:RecordModule",

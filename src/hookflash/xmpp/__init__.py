@@ -1,0 +1,1 @@
+"""XMPP: xmpp.conf clients, the Jabber applications and functions, messaging over XMPP."""
