@@ -184,10 +184,10 @@ class XmppClient:
             except Exception:
                 log.debug("slixmpp plugin %s not available", plugin)
         if cfg.receipts:
-            xmpp["xep_0184"].auto_ack = True
-            xmpp["xep_0184"].auto_request = True
+            xmpp.plugin["xep_0184"].auto_ack = True
+            xmpp.plugin["xep_0184"].auto_request = True
         if cfg.keepalive:
-            xmpp["xep_0199"].enable_keepalive(interval=50, timeout=10)
+            xmpp.plugin["xep_0199"].enable_keepalive(interval=50, timeout=10)
         xmpp.add_event_handler("session_start", self._on_session)
         xmpp.add_event_handler("disconnected", lambda _e: self._lost.set())
         xmpp.add_event_handler("connection_failed", lambda _e: self._lost.set())
@@ -395,7 +395,7 @@ class XmppClient:
     # ------------------------------------------------------------------ rooms
     def _join(self, room: str, nick: str) -> None:
         try:
-            self.xmpp["xep_0045"].join_muc(room, nick)
+            self.xmpp.plugin["xep_0045"].join_muc(room, nick)
         except Exception as exc:
             log.warning("XMPP client %s: joining %s failed: %s", self.config.name, room, exc)
 
@@ -411,7 +411,7 @@ class XmppClient:
         if not self.connected:
             return False
         try:
-            self.xmpp["xep_0045"].leave_muc(room, nick)
+            self.xmpp.plugin["xep_0045"].leave_muc(room, nick)
         except Exception as exc:
             log.warning("XMPP client %s: leaving %s failed: %s", self.config.name, room, exc)
             return False

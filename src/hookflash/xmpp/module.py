@@ -344,7 +344,7 @@ class XmppModule(Module):
             return "PubSub is not configured for this client (pubsub_node)\n"
         try:
             client.xmpp.register_plugin("xep_0060")
-            client.xmpp["xep_0060"].purge(client.config.pubsub_node, args.argv[1])
+            client.xmpp.plugin["xep_0060"].purge(client.config.pubsub_node, args.argv[1])
         except Exception as exc:
             return f"Purging {args.argv[1]} failed: {exc}\n"
         return f"Purged node {args.argv[1]}\n"
