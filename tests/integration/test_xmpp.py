@@ -225,3 +225,48 @@ def test_server_frozen_and_restarted_while_calls_run(prosody: Prosody, tmp_path:
         asyncio.run(main())
     finally:
         alice.stop()
+
+
+HOSTILE = DIALPLAN + """
+[LocalSets]
+exten => alice,hint,XMPP/asterisk/alice@localhost
+exten => badjid,1,JabberSend(asterisk,not-a-jid,hello)
+ same => n,Set(DB(t/bad)=${JABBER_SEND_STATUS})
+exten => badtimeout,1,Set(DB(t/bt)=x${JABBER_RECEIVE(asterisk,alice@localhost,-3)}x)
+exten => wait,1,Set(DB(t/wait)=${JABBER_RECEIVE(asterisk,alice@localhost,5)})
+"""
+
+
+def test_hostile_input_and_hints(prosody: Prosody, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    alice = XmppUser(prosody, "alice", resource="phone").start()
+    try:
+        async def main() -> None:
+            async with running_pbx(tmp_path, HOSTILE, **files(prosody)) as (pbx, lines):
+                client = pbx.modules.loaded["res_xmpp"].client("asterisk")
+                assert await until(lambda: client.connected)
+                assert await until(lambda: client.status("alice@localhost") == 1)
+                hints = await run_command(pbx, "core show hints")
+                assert "alice@LocalSets" in hints and "XMPP/asterisk/alice@" in hints and "State:Idle" in hints
+                await call(pbx, "badjid@LocalSets")
+                assert pbx.astdb.get("t", "bad") == "FAILURE"
+                await call(pbx, "badtimeout@LocalSets")
+                assert pbx.astdb.get("t", "bt") == "xx"
+                # a huge body and an unknown namespace: cut, logged, still delivered
+                task = asyncio.ensure_future(call(pbx, "wait@LocalSets", timeout=15))
+                await asyncio.sleep(0.3)
+                alice.send_raw("<message xmlns='jabber:client' to='asterisk@localhost/pbx' type='chat'>"
+                               "<body>" + "A" * 100_000 + "</body><x xmlns='urn:example:unknown'><y/></x></message>")
+                await task
+                assert len(pbx.astdb.get("t", "wait") or "") == 64 * 1024
+                # the PBX is still connected and working
+                assert client.connected
+                await asyncio.to_thread(alice.set_presence, show="dnd")
+                assert await until(lambda: client.status("alice@localhost") == 5)
+                hints = await run_command(pbx, "core show hints")
+                assert "Unavailable" in hints
+
+        asyncio.run(main())
+    finally:
+        alice.stop()
+    text = caplog.text
+    assert "not-a-jid" in text and "cut to 65536" in text and "invalid timeout" in text
