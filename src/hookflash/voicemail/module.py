@@ -119,9 +119,9 @@ class VoicemailModule(Module):
         self.store.pollfreq = float(general.pollfreq)
         self.store.poll_logout = extra.get("imap_poll_logout", "no").lower() in ("yes", "true", "1", "on")
         try:
-            self.store.idle_max = int(extra.get("imapidlemax", "200"))
+            self.store.idle_max = int(extra.get("imapidlemax", "1000"))
         except ValueError:
-            self.store.idle_max = 200
+            self.store.idle_max = 1000
         boxes = [ib for ib in (imap_box(b, general) for b in self.cfg.mailboxes.values()) if ib is not None]
         self.store.configure(boxes, general)
         if boxes:

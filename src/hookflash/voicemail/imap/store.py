@@ -28,7 +28,7 @@ What hookflash does differently (the reasons are in the issue and the README):
   the console says they are stale.
 * **Lamp in seconds.** A watcher per folder IDLEs (RFC 2177) on its own connection;
   a change made in a mail client is fetched and the lamps NOTIFYed within
-  milliseconds. IDLE connections are capped (``imapidlemax``, default 200); folders
+  milliseconds. IDLE connections are capped (``imapidlemax``, default 1000); folders
   beyond the cap are polled every ``pollfreq`` seconds on a connection opened for the
   poll and closed after it (at most 8 at a time), so the cap bounds the connections
   held. A server without IDLE is polled on a connection kept open between polls, as
@@ -267,7 +267,7 @@ class Remote:
 class ImapStore(MessageStore):
     """IMAP mailboxes on their server (local spool as outbox), the rest in files."""
 
-    def __init__(self, files: FileStore, *, idle_max: int = 200, pollfreq: float = 30.0,
+    def __init__(self, files: FileStore, *, idle_max: int = 1000, pollfreq: float = 30.0,
                  poll_logout: bool = False, host: str | None = None) -> None:
         self.files = files
         self.boxes: dict[BoxRef, ImapBox] = {}
