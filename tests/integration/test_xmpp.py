@@ -270,3 +270,43 @@ def test_hostile_input_and_hints(prosody: Prosody, tmp_path: Path, caplog: pytes
         alice.stop()
     text = caplog.text
     assert "not-a-jid" in text and "cut to 65536" in text and "invalid timeout" in text
+
+
+RECEIPT = DIALPLAN + """
+[LocalSets]
+exten => receipt,1,JabberSend(asterisk,alice@localhost/phone,please confirm)
+ same => n,Wait(1)
+ same => n,Set(DB(t/receipt)=${JABBER_RECEIPT(asterisk,${JABBER_SEND_ID})})
+
+[flood]
+exten => s,1,Set(COUNT=${MESSAGE(body)})
+ same => n,Set(GLOBAL(FLOODED)=${COUNT})
+"""
+
+
+def test_delivery_receipts_and_a_flood_does_not_delay_calls(prosody: Prosody, tmp_path: Path) -> None:
+    alice = XmppUser(prosody, "alice", resource="phone", plugins=("xep_0184",)).start()
+    alice.call(lambda c: setattr(c.plugin["xep_0184"], "auto_ack", True))
+    try:
+        async def main() -> None:
+            async with running_pbx(tmp_path, RECEIPT, **files(prosody)) as (pbx, _):
+                client = pbx.modules.loaded["res_xmpp"].client("asterisk")
+                assert await until(lambda: client.connected)
+                await call(pbx, "receipt@LocalSets", timeout=10)
+                assert pbx.astdb.get("t", "receipt") == "1"
+                # 1,000 inbound messages at once: calls are not held up
+                from hookflash.message.core import Message, core
+                started = time.monotonic()
+                await call(pbx, "status@LocalSets")
+                quiet = time.monotonic() - started
+                for i in range(1000):
+                    core(pbx).receive(Message(from_="xmpp:x@y", body=f"m{i}", context="flood"))
+                started = time.monotonic()
+                await call(pbx, "status@LocalSets")
+                busy = time.monotonic() - started
+                assert busy < max(0.5, quiet * 10), (quiet, busy)
+                assert await until(lambda: pbx.globals.get("FLOODED") == "m999", 30)  # all run, in order
+
+        asyncio.run(main())
+    finally:
+        alice.stop()

@@ -130,6 +130,7 @@ class MessageCore:
                 raise
             except Exception:
                 log.exception("Routing the message from %s to %s failed", msg.from_, msg.to)
+            await asyncio.sleep(0)  # one message at a time, and calls get their turn between them
 
     async def route(self, msg: Message) -> None:
         """Run the dialplan for one message (Asterisk's msg_q_cb)."""
@@ -147,10 +148,7 @@ class MessageCore:
         chan.cdr = None  # no CDR for messages, as in Asterisk
         chan.context, chan.exten, chan.priority = msg.context, exten, 1
         chan.message = msg  # type: ignore[attr-defined]
-        try:
-            await run_pbx(chan)
-        finally:
-            self.pbx.channels.discard(chan)
+        await run_pbx(chan)  # hangup takes the channel out of the channel list
 
     # ------------------------------------------------------------------ outbound
     async def send(self, destination: str, msg: Message, from_: str = "", to: str = "") -> str:

@@ -162,12 +162,14 @@ class XmppModule(Module):
             log.warning("JabberSend: '%s' is not a JID (%s)", jid, chan.name)
             chan.set_var("JABBER_SEND_STATUS", "FAILURE")
             return None
-        if client.send(jid, message) is None:
+        sent_id = client.send(jid, message)
+        if sent_id is None:
             log.warning("JabberSend: XMPP client '%s' is not connected; message to %s dropped (%s)",
                         account, jid, chan.name)
             chan.set_var("JABBER_SEND_STATUS", "FAILURE")
         else:
             chan.set_var("JABBER_SEND_STATUS", "SUCCESS")
+            chan.set_var("JABBER_SEND_ID", sent_id)
         return None
 
     def app_send_group(self, chan: Channel, data: str) -> int | None:
@@ -240,6 +242,16 @@ class XmppModule(Module):
             return ""
         return str(client.status(parts[1].strip()))
 
+    def func_receipt(self, chan: Channel | None, args: str) -> str:
+        """JABBER_RECEIPT(account,id) (hookflash): 1 once the recipient's client confirmed
+        the message JabberSend sent with that JABBER_SEND_ID (XEP-0184), else 0."""
+        parts = split_args(args)
+        client = self.client(parts[0]) if parts else None
+        if client is None or len(parts) < 2:
+            log.warning("JABBER_RECEIPT requires a known account and a message id")
+            return ""
+        return "1" if parts[1].strip() in client.receipts else "0"
+
     async def func_receive(self, chan: Channel | None, args: str) -> str:
         parts = split_args(args)
         if len(parts) < 2:
@@ -285,6 +297,9 @@ class XmppModule(Module):
             Function("JABBER_STATUS", self.func_status, None, "Retrieves a buddy's status.",
                      "JABBER_STATUS(account,jid)",
                      "1 Online, 2 Chatty, 3 Away, 4 Extended Away, 5 Do Not Disturb, 6 Offline, 7 Not in roster"),
+            Function("JABBER_RECEIPT", self.func_receipt, None, "Whether a sent message was received "
+                     "(XEP-0184 delivery receipt; hookflash).", "JABBER_RECEIPT(account,id)",
+                     "id is the JABBER_SEND_ID JabberSend set; 1 once the recipient's client confirmed it."),
             Function("JABBER_RECEIVE", lambda chan, args: "", None, "Reads XMPP messages.",
                      "JABBER_RECEIVE(account,jid[,timeout])",
                      "Waits up to timeout seconds (default 20) for a message from jid and returns its body.",
