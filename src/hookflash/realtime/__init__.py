@@ -1,0 +1,1 @@
+"""Realtime configuration: extconfig.conf and the ldap, pgsql and sqlite3 drivers."""
