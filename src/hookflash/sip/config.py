@@ -177,6 +177,9 @@ class SipGeneral:
     qualifyfreq: int = 60
     rtcachefriends: bool = False
     rtupdate: bool = True
+    rtsavesysname: bool = False
+    rtautoclear: int = 0  # seconds; 0 = off
+    ignoreregexpire: bool = False
     accept_outofcall_message: bool = False
     outofcall_message_context: str = ""
     auth_message_requests: bool = True
@@ -347,8 +350,12 @@ def _general(section: ConfigSection | None) -> SipGeneral:
                     raise var.error(f"unknown transport '{t}'", "transport=udp[,tcp[,tls]]")
                 transports.append(t)
         elif key in ("tcpenable", "tlsenable", "allowguest", "alwaysauthreject", "rtcachefriends",
-                     "rtupdate", "accept_outofcall_message", "auth_message_requests"):
+                     "rtupdate", "accept_outofcall_message", "auth_message_requests", "rtsavesysname",
+                     "ignoreregexpire"):
             values[key] = as_bool(var)
+        elif key == "rtautoclear":
+            low = value.lower()
+            values[key] = 120 if low in BOOL_TRUE else 0 if low in BOOL_FALSE else as_int(var, 0)
         elif key in ("directmedia", "canreinvite"):
             values["directmedia"] = value.lower() not in BOOL_FALSE
         elif key in ("tlscertfile", "tlsprivatekey", "tlscafile", "context", "realm", "useragent",

@@ -46,6 +46,8 @@ class SipDriver:
         if "@" in target:
             user, host_part = target.split("@", 1)
         peer = stack.peers.get(host_part)
+        if (peer is None or stack.rt.expired(host_part)) and stack.rt.enabled() and "." not in host_part:
+            peer = await stack.rt.lookup(host_part) or peer  # a realtime peer (sippeers)
         if peer is not None:
             addr = peer.reachable_addr()
             if addr is None:
@@ -159,7 +161,61 @@ class SipModule(Module):
               "Usage: sip set debug {on|off|ip <addr>|peer <peer>}"),
             C(("sip", "qualify", "peer"), self._qualify, "Send an OPTIONS packet to a peer",
               "Usage: sip qualify peer <name>", peers),
+            C(("sip", "prune", "realtime"), self._prune, "Prune cached Realtime users/peers",
+              "Usage: sip prune realtime [peer [<name>|all|like <pattern>]|all]"),
+            C(("sip", "show", "settings"), self._settings, "Show SIP global settings",
+              "Usage: sip show settings"),
         ]
+
+    def _prune(self, args: CliArgs) -> str:
+        stack = self.stack
+        if stack is None:
+            return "chan_sip is not running\n"
+        a = [w for w in args.argv]
+        if a and a[0].lower() in ("peer", "user"):
+            a = a[1:]
+        if not a or a[0].lower() == "all":
+            n = stack.rt.prune()
+            return f"Cached RT peers pruned ({n}).\n"
+        if a[0].lower() == "like" and len(a) > 1:
+            import re as _re
+            try:
+                n = stack.rt.prune(like=a[1])
+            except _re.error:
+                return f"Invalid regular expression '{a[1]}'\n"
+            return f"{n} peers pruned.\n"
+        n = stack.rt.prune(a[0])
+        return f"Peer '{a[0]}' pruned.\n" if n else f"Peer '{a[0]}' not found.\n"
+
+    def _settings(self, args: CliArgs) -> str:
+        stack = self.stack
+        if stack is None:
+            return "chan_sip is not running\n"
+        g = stack.config.general
+        from hookflash.realtime.core import realtime as _rt
+        rt = _rt(self.pbx)
+        yn = lambda b: "Yes" if b else "No"  # noqa: E731
+        lines = [
+            "", "Global Settings:", "----------------",
+            f"  UDP Bindaddress:        {g.bindaddr}:{g.bindport}",
+            f"  Allow guest calls:      {yn(g.allowguest)}",
+            f"  Always auth rejects:    {yn(g.alwaysauthreject)}",
+            f"  Realm. auth:            {g.realm}",
+            f"  User Agent:             {g.useragent}",
+            f"  Accept out of call msg: {yn(g.accept_outofcall_message)}",
+            f"  Auth. MESSAGE requests: {yn(g.auth_message_requests)}",
+            "", "Realtime SIP Settings:", "----------------------",
+            f"  Realtime Peers:         {yn(rt.enabled('sippeers'))}",
+            f"  Realtime Regs:          {yn(rt.enabled('sipregs'))}",
+            f"  Cache Friends:          {yn(g.rtcachefriends)}",
+            f"  Update:                 {yn(g.rtupdate)}",
+            f"  Ignore Reg. Expire:     {yn(g.ignoreregexpire)}",
+            f"  Save sys. name:         {yn(g.rtsavesysname)}",
+            "  Save path header:       No",
+            f"  Auto Clear:             {g.rtautoclear} ({'Enabled' if g.rtautoclear else 'Disabled'})",
+            "",
+        ]
+        return "\n".join(lines) + "\n"
 
     # ------------------------------------------------------------------ console
     def _peers(self, args: CliArgs) -> str:
@@ -196,11 +252,14 @@ class SipModule(Module):
                      f"Unmonitored: {un_on} online, {un_off} offline]")
         return "\n".join(lines) + "\n"
 
-    def _peer(self, args: CliArgs) -> str:
+    async def _peer(self, args: CliArgs) -> str:
         stack = self.stack
         if stack is None or not args.argv:
-            return "Usage: sip show peer <name>\n"
+            return "Usage: sip show peer <name> [load]\n"
         peer = stack.peers.get(args.argv[0])
+        if len(args.argv) > 1 and args.argv[1].lower() == "load" and (peer is None or stack.rt.is_realtime(peer.name)):
+            stack.rt.prune(args.argv[0])
+            peer = await stack.rt.lookup(args.argv[0])
         if peer is None:
             return f"Peer {args.argv[0]} not found.\n"
         cfg = peer.config
@@ -222,6 +281,7 @@ class SipModule(Module):
             ("Qualify Freq", f"{stack.config.general.qualifyfreq * 1000} ms"),
             ("Status", peer.status()), ("Codecs", "(" + "|".join(cfg.codecs) + ")"),
             ("DTMFmode", cfg.dtmfmode), ("Calls in use", str(peer.calls)),
+            ("Realtime", "Yes (sippeers)" if stack.rt.is_realtime(peer.name) else "No"),
         ]
         body = "\n".join(f"  {k:<13s}: {v}" for k, v in rows)
         return f"\n\n{body}\n\n"

@@ -55,6 +55,8 @@ class SipStack:
         self.tasks: list[asyncio.Task[Any]] = []
         self.ports: Any = None
         self.subscriptions: dict[str, tuple[Any, Addr, float]] = {}  # peer -> (dialog, addr, until)
+        from hookflash.sip.realtime import SipRealtime
+        self.rt = SipRealtime(self)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -210,12 +212,30 @@ class SipStack:
             if method not in ("OPTIONS", "NOTIFY", "MESSAGE"):
                 self.reply(request, 481, "Call/Transaction Does Not Exist")
                 return
+        if method in ("REGISTER", "INVITE", "MESSAGE", "SUBSCRIBE") and not request.__dict__.get("_rt_done"):
+            user = (request.to_addr.uri.user if method == "REGISTER" else request.from_addr.uri.user) or ""
+            known = self.find_peer(user, source)
+            if (known is None or self.rt.expired(known.name)) and user and self.rt.enabled():
+                # not in sip.conf: ask realtime (sippeers) without holding anything else up
+                request.__dict__["_rt_done"] = True
+                self.pbx.spawn(self._realtime_then(user, request, txn, source))
+                return
         handler = getattr(self, f"_on_{method.lower()}", None)
         if handler is None:
             self.reply(request, 501 if method not in ("PRACK", "UPDATE", "PUBLISH", "REFER") else 405,
                        "Not Implemented" if method not in ("PRACK", "UPDATE", "PUBLISH", "REFER") else None)
             return
         handler(request, txn, source)
+
+    async def _realtime_then(self, user: str, request: SipRequest, txn: Any, source: Addr) -> None:
+        try:
+            await self.rt.lookup(user)
+        except Exception:  # a broken directory answer ends this request only
+            log.exception("Realtime lookup of SIP peer '%s' failed", user[:80])
+        try:
+            self.on_request(request, txn, source)
+        except Exception:
+            log.exception("Handling %s from %s failed", request.method, source)
 
     def on_stray(self, message: SipRequest | SipResponse, source: Addr) -> None:
         """ACKs for our 2xx, retransmitted 2xx for our INVITEs."""
@@ -406,6 +426,8 @@ class SipStack:
             # a refresh from the same place changes only the expiry: no disk write
             self.pbx.astdb.put("SIP/Registry", peer.name, peer.registry_value())
         self._register_ok(request, peer, expires)
+        if self.rt.is_realtime(peer.name):
+            self.pbx.spawn(self.rt.registered(peer))
         if refresh and peer.addr == previous_addr:
             return
         self.pbx.verbose(3, f"Registered SIP '{peer.name}' at {peer.addr[0]}:{peer.addr[1]}")
@@ -423,6 +445,8 @@ class SipStack:
             hook(peer)
 
     def _unregister(self, peer: PeerState) -> None:
+        if self.rt.is_realtime(peer.name):
+            self.pbx.spawn(self.rt.unregistered(peer))
         peer.expires_at = 0
         peer.contact = ""
         if peer.config.is_dynamic:
