@@ -310,3 +310,26 @@ def test_delivery_receipts_and_a_flood_does_not_delay_calls(prosody: Prosody, tm
         asyncio.run(main())
     finally:
         alice.stop()
+
+
+def test_a_caller_who_hangs_up_stops_waiting_and_takes_no_reply(prosody: Prosody, tmp_path: Path) -> None:
+    alice = XmppUser(prosody, "alice", resource="phone").start()
+    try:
+        async def main() -> None:
+            async with running_pbx(tmp_path, HOSTILE, **files(prosody)) as (pbx, _):
+                client = pbx.modules.loaded["res_xmpp"].client("asterisk")
+                assert await until(lambda: client.connected)
+                one = await pbx.request("Local/wait@LocalSets/n")
+                await one.tech.call(one, "wait@LocalSets", 5)
+                assert await until(lambda: len(client.waiters) == 1)
+                await one.hangup()
+                assert await until(lambda: not client.waiters, 2)  # the dead call stopped waiting
+                task = asyncio.ensure_future(call(pbx, "wait@LocalSets", timeout=15))
+                assert await until(lambda: len(client.waiters) == 1)
+                alice.send("asterisk@localhost/pbx", "for the live call")
+                await task
+                assert pbx.astdb.get("t", "wait") == "for the live call"
+
+        asyncio.run(main())
+    finally:
+        alice.stop()

@@ -376,6 +376,10 @@ class XmppClient:
             return await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
             return None
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():  # handed over just as we were cancelled: keep it
+                self.received.appendleft(fut.result())
+            raise
         finally:
             if entry in self.waiters:
                 self.waiters.remove(entry)

@@ -21,6 +21,7 @@ Argument forms are Asterisk's (``../shared/ASTERISK-REFERENCE.md`` 3.2). Choices
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -271,7 +272,25 @@ class XmppModule(Module):
                 log.warning("JABBER_RECEIVE: invalid timeout '%s'", parts[2])
                 return ""
         jid = parts[1].strip()
-        received = await client.receive(jid, timeout)
+        if chan is not None:
+            # a caller who hangs up stops waiting at once (Asterisk keeps waiting, and a
+            # dead call could take the reply meant for a live one)
+            receiving = asyncio.ensure_future(client.receive(jid, timeout))
+            hangup = asyncio.ensure_future(chan.hangup_event.wait())
+            try:
+                await asyncio.wait({receiving, hangup}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                hangup.cancel()
+            if not receiving.done():
+                receiving.cancel()
+                try:
+                    await receiving
+                except asyncio.CancelledError:
+                    pass
+                return ""
+            received = receiving.result()
+        else:
+            received = await client.receive(jid, timeout)
         if received is None:
             log.info("JABBER_RECEIVE: no message from %s within %g s%s", jid, timeout,
                      f" ({chan.name})" if chan is not None else "")
