@@ -126,7 +126,7 @@ async def app_voicemail(chan: Channel, data: str) -> int | None:
         if not item.strip():
             continue
         number, context = split_box(item)
-        box = vm.cfg.find(number, context)
+        box = await vm.afind(number, context)
         if box is None:
             log.warning("No entry in voicemail config file for '%s@%s' (%s)", number, context, chan.name)
             continue
@@ -305,7 +305,7 @@ async def login(chan: Channel, vm: VoicemailModule, mailbox: str, context: str,
             if chan.softhangup:
                 return None
             mailbox = prefix + entered
-        user = vm.cfg.find(mailbox, context)
+        user = await vm.afind(mailbox, context)
         if user is not None and skip_password:
             return user
         password_prompt = "vm-password" if not (fixed and tries) else "vm-incorrect&vm-password"
@@ -348,7 +348,7 @@ async def app_voicemailplaymsg(chan: Channel, data: str) -> int | None:
     parts = split_args(data)
     number, context = split_box(parts[0] if parts else "")
     msg_id = parts[1].strip() if len(parts) > 1 else ""
-    box = vm.cfg.find(number, context) if number else None
+    box = await vm.afind(number, context) if number else None
     msg = await vm.store.afind((box.context, box.mailbox), msg_id) if box and msg_id else None
     found = await vm.store.aaudio(msg) if msg is not None else None
     if box is None or msg is None or found is None:
@@ -397,7 +397,7 @@ def func_vm_info(vm: VoicemailModule, chan: Channel | None, args: str) -> str:
     number, context = split_box(parts[0])
     attribute = parts[1].strip().lower()
     folder = parts[2].strip() if len(parts) > 2 and parts[2].strip() else "INBOX"
-    box = vm.cfg.find(number, context)
+    box = vm.find(number, context)
     if attribute == "exists":
         return "1" if box is not None else "0"
     if box is None:
@@ -422,4 +422,4 @@ def func_vm_info(vm: VoicemailModule, chan: Channel | None, args: str) -> str:
 
 def func_mailbox_exists(vm: VoicemailModule, chan: Channel | None, args: str) -> str:
     number, context = split_box(split_args(args)[0] if args.strip() else "")
-    return "1" if number and vm.cfg.find(number, context) is not None else "0"
+    return "1" if number and vm.find(number, context) is not None else "0"

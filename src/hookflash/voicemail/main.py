@@ -154,7 +154,7 @@ class Session:
         if self.box.option("saycid", self.general):
             num = info.cid_num
             if num:
-                internal = self.vm.cfg.find(num, self.box.context) is not None
+                internal = self.vm.find(num, self.box.context) is not None
                 names += ["vm-from-extension" if internal else "vm-from-phonenumber", *digits(num)]
             else:
                 names.append("vm-unknown-caller")
@@ -231,7 +231,7 @@ class Session:
         if self.chan.softhangup or not entered:
             return None
         number_, context = split_box(entered, self.box.context)
-        dest = self.vm.cfg.find(number_, context)
+        dest = await self.vm.afind(number_, context)
         if dest is None:
             return await play_names(self.chan, ["vm-incorrect-mailbox"], ANY_KEY)
         msg = self.messages[self.cur]

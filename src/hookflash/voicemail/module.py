@@ -73,6 +73,7 @@ class VoicemailModule(Module):
         self.store.render = self._render
         self.timings: list[dict[str, float]] = []  # for bench/voicemail.py (kept short)
         self._poller: asyncio.Future[None] | None = None
+        self._rt_boxes: dict[tuple[str, str], tuple[float, Mailbox]] = {}  # realtime mailboxes read
 
     # ------------------------------------------------------------------ lifecycle
     def _load(self) -> VoicemailConfig:
@@ -128,14 +129,14 @@ class VoicemailModule(Module):
             self.pbx.verbose(2, f"Voicemail: {len(boxes)} mailboxes on IMAP")
 
     def _store_changed(self, ref: tuple[str, str]) -> None:
-        box = self.cfg.find(ref[1], ref[0])
+        box = self.find(ref[1], ref[0])
         if box is not None:
             self.changed(box)
 
     def _render(self, ibox, msg, info):  # type: ignore[no-untyped-def]
         """Subject and body of the mail a voicemail is stored as (emailsubject/emailbody)."""
         from hookflash.voicemail.notify import render, template_vars
-        box = self.cfg.find(ibox.box[1], ibox.box[0])
+        box = self.find(ibox.box[1], ibox.box[0])
         if box is None:
             return f"[PBX]: New message {msg.number + 1} in mailbox {ibox.box[1]}", "", info.origdate
         from dataclasses import replace as _replace
@@ -233,6 +234,46 @@ class VoicemailModule(Module):
             CliCommand(("voicemail", "reload"), self._reload_cmd, "Reload voicemail configuration",
                        "Usage: voicemail reload"),
         ]
+
+    # ------------------------------------------------------------------ mailboxes
+    def find(self, mailbox: str, context: str = "default") -> Mailbox | None:
+        """A mailbox of voicemail.conf, or one already read from realtime."""
+        box = self.cfg.find(mailbox, context)
+        if box is not None:
+            return box
+        cached = self._rt_boxes.get(((context or "default").lower(), mailbox.lower()))
+        return cached[1] if cached is not None else None
+
+    async def afind(self, mailbox: str, context: str = "default") -> Mailbox | None:
+        """:meth:`find`, then the ``voicemail`` realtime family (extconfig.conf): the
+        mailbox is read again when its cached copy is older than ``RT_KEEP`` seconds."""
+        box = self.cfg.find(mailbox, context)
+        if box is not None:
+            return box
+        from hookflash.realtime.core import realtime
+        from hookflash.realtime.driver import RealtimeError
+        from hookflash.voicemail.realtime import RT_KEEP, mailbox_from_record, safe
+        key = ((context or "default").lower(), mailbox.lower())
+        cached = self._rt_boxes.get(key)
+        if cached is not None and time.monotonic() - cached[0] < RT_KEEP:
+            return cached[1]
+        rt = realtime(self.pbx)
+        if not rt.enabled("voicemail") or not safe(mailbox) or not safe(context or "default"):
+            return cached[1] if cached is not None else None
+        try:
+            record = await rt.load("voicemail", [("mailbox", mailbox), ("context", context or "default")])
+        except RealtimeError as exc:
+            log.warning("Realtime lookup of mailbox %s@%s failed: %s", mailbox, context, exc)
+            return cached[1] if cached is not None else None
+        if not record:
+            self._rt_boxes.pop(key, None)
+            return None
+        box = mailbox_from_record(record, context or "default", mailbox)
+        self._rt_boxes[key] = (time.monotonic(), box)
+        ibox = imap_box(box, self.cfg.general)
+        if ibox is not None:
+            self.store.add_box(ibox)
+        return box
 
     # ------------------------------------------------------------------ services
     def mailbox_counts(self, text: str) -> tuple[int, int]:
@@ -363,7 +404,7 @@ class VoicemailModule(Module):
             return "Usage: voicemail refresh [<mailbox> <context>]\n"
         boxes = list(self.cfg.mailboxes.values())
         if argv:
-            found = self.cfg.find(argv[0], argv[1])
+            found = await self.afind(argv[0], argv[1])
             if found is None:
                 return f"No such mailbox '{argv[0]}@{argv[1]}'\n"
             boxes = [found]
@@ -394,7 +435,7 @@ class VoicemailModule(Module):
     async def _show_mailbox(self, args: CliArgs) -> str:
         if len(args.argv) != 2:
             return "Usage: voicemail show mailbox <mailbox> <context>\n"
-        box = self.cfg.find(args.argv[0], args.argv[1])
+        box = await self.afind(args.argv[0], args.argv[1])
         if box is None:
             return f"No such mailbox '{args.argv[0]}@{args.argv[1]}'\n"
         head = "%-32.32s %-32.32s %-16.16s %-16.16s %-16.16s %-16.16s\n"

@@ -312,6 +312,15 @@ class ImapStore(MessageStore):
                 self._stop_outbox(ref)
             self._start_all()
 
+    def add_box(self, ibox: ImapBox) -> None:
+        """A mailbox found later (realtime): watch it and upload for it from now on."""
+        if self.boxes.get(ibox.box) == ibox:
+            return
+        self.boxes[ibox.box] = ibox
+        self._by_folder.setdefault((ibox.account.key, ibox.folder_for("INBOX")), []).append(ibox)
+        if self._running:
+            self._start_all()
+
     def imap(self, box: BoxRef) -> ImapBox | None:
         return self.boxes.get(box)
 
