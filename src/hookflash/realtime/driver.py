@@ -33,8 +33,8 @@ class DriverUnavailable(RealtimeError):
     """The backend cannot be reached now: try the next one."""
 
 
-_OPS = ("LIKE", "NOT LIKE", ">=", "<=", "!=", "<>", ">", "<", "=")
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_OPS = ("NOT LIKE", "LIKE", ">=", "<=", "!=", "<>", ">", "<", "=")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")  # "call-limit" is a real sippeers column
 
 
 def split_op(name: str) -> tuple[str, str]:
