@@ -147,6 +147,7 @@ class TableMap:
     mappings: list[tuple[str, str]] = field(default_factory=list)
     additional_filter: str = ""
     store_classes: list[str] = field(default_factory=list)
+    url: str = ""  # hookflash: this table lives on another directory server (failover)
 
 
 @dataclass(slots=True)
@@ -262,6 +263,11 @@ def parse_settings(conf: ConfigFile | None) -> LdapSettings:
                         s.timeout = -1
                     if not 0 < s.timeout <= 300:
                         raise var.error(f"timeout '{value}' is not a number of seconds", "'timeout = 2'")
+            elif key == "url" and table is not s.general:
+                parts = urlsplit(value)
+                if parts.scheme.lower() not in ("ldap", "ldaps") or not parts.hostname:
+                    raise var.error(f"url '{value}' is not an ldap:// or ldaps:// URL", "'url = ldap://host:389'")
+                table.url = value
             elif key == "additionalfilter":
                 table.additional_filter = _check_filter(var)
             elif key == "storeobjectclass":
@@ -546,9 +552,11 @@ class LdapDriver(RealtimeDriver):
     name = "ldap"
     config_file = "res_ldap.conf"
 
-    def __init__(self, pbx: Any) -> None:
+    def __init__(self, pbx: Any, settings: LdapSettings | None = None) -> None:
         super().__init__(pbx)
-        self.settings = LdapSettings()
+        self.settings = settings or LdapSettings()
+        self._fixed = settings is not None
+        self.children: dict[str, LdapDriver] = {}  # table url -> a driver for that server
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -561,14 +569,39 @@ class LdapDriver(RealtimeDriver):
     # -- life cycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.settings = parse_settings(self.pbx.read_config(self.config_file))
+        if not self._fixed:
+            self.settings = parse_settings(self.pbx.read_config(self.config_file))
         await self.stop()
+        if not self._fixed:
+            # a table with its own url (hookflash) is served by a driver of its own, so that
+            # extconfig.conf priorities can fail over from one directory to another
+            import copy
+            for table in self.settings.tables.values():
+                if table.url and table.url != self.settings.url and table.url not in self.children:
+                    other = copy.deepcopy(self.settings)
+                    parts = urlsplit(table.url)
+                    other.url, other.scheme, other.host = table.url, parts.scheme.lower(), parts.hostname or ""
+                    other.port = parts.port or (636 if other.scheme == "ldaps" else 389)
+                    child = LdapDriver(self.pbx, other)
+                    await child.start()
+                    self.children[table.url] = child
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=self.settings.pool,
                                                                thread_name_prefix="rt-ldap")
         if self.settings.url:
             self._executor.submit(self._warm_up)  # Asterisk connects at load; failures only log
 
+    def _for(self, table: str) -> LdapDriver:
+        found = self.settings.tables.get(table.lower())
+        if found is not None and found.url and not self._fixed:
+            child = self.children.get(found.url)
+            if child is not None:
+                return child
+        return self
+
     async def stop(self) -> None:
+        children, self.children = list(self.children.values()), {}
+        for child in children:
+            await child.stop()
         executor, self._executor = self._executor, None
         with self._lock:
             self._generation += 1
@@ -744,12 +777,18 @@ class LdapDriver(RealtimeDriver):
         return out
 
     async def load_multi(self, database: str, table: str, fields: Fields) -> list[Record]:
+        target = self._for(table)
+        if target is not self:
+            return await target.load_multi(database, table, fields)
         base = self._base(database)
         flt = build_filter(self.settings, table, fields)
         entries = await self._run(lambda conn: self._search(conn, base, flt))
         return [rec for dn, attrs in entries if (rec := entry_to_record(self.settings, table, attrs, dn))]
 
     async def update2(self, database: str, table: str, lookup: Fields, fields: Fields) -> int:
+        target = self._for(table)
+        if target is not self:
+            return await target.update2(database, table, lookup, fields)
         base = self._base(database)
         flt = build_filter(self.settings, table, lookup)
         changes = modifications(self.settings, table, fields)
@@ -775,6 +814,9 @@ class LdapDriver(RealtimeDriver):
         return await self._run(op)  # type: ignore[no-any-return]
 
     async def store(self, database: str, table: str, fields: Fields) -> int:
+        target = self._for(table)
+        if target is not self:
+            return await target.store(database, table, fields)
         dn, classes, attrs = store_entry(self.settings, table, self._base(database), fields)
 
         def op(conn: Any) -> int:
@@ -785,6 +827,9 @@ class LdapDriver(RealtimeDriver):
         return await self._run(op)  # type: ignore[no-any-return]
 
     async def destroy(self, database: str, table: str, keyfield: str, entity: str, fields: Fields) -> int:
+        target = self._for(table)
+        if target is not self:
+            return await target.destroy(database, table, keyfield, entity, fields)
         base = self._base(database)
         flt = build_filter(self.settings, table, [(keyfield, entity), *fields])
 
