@@ -111,7 +111,7 @@ def test_sip_and_xmpp_messages_routed_through_the_dialplan(tmp_path: Path) -> No
         wait_for(lambda: "Connected" in server.rx("xmpp show connections"), what="the XMPP connection")
         one = phone(tmp_path, server, "1001", f"<sip:echo@127.0.0.1:{port}>")
         phones.append(one)
-        wait_for(lambda: "Registered SIP '1001'" in server.output(), what="1001 registration")
+        wait_for(lambda: "Registered SIP '1001'" in server.output(), timeout=30, what="1001 registration")
 
         # 1. a SIP phone writes to the PBX and gets the chapter's answer (digest-authenticated MESSAGE)
         one.command("message", "hello pbx")
