@@ -140,3 +140,51 @@ def test_failover_and_a_frozen_directory_never_delays_static_calls(tmp_path: Pat
     finally:
         first.close()
         second.close()
+
+
+def test_hostile_user_names_never_reach_the_directory_as_filter_syntax(tmp_path: Path) -> None:
+    """User names with '*', '(', ')', '\\', NUL and non-ASCII in REGISTER and INVITE: all
+    answered as an unknown user is, nothing found, nothing crashes, and the directory
+    never finds anyone through a wildcard."""
+    import socket
+    need_slapd()
+    with Slapd(tmp_path / "slapd") as directory:
+        directory.add_sip_user("RussellBryant", PASSWORD, context="LocalSets")
+        port = free_port()
+        from tests.integration.test_realtime_sip import SIP
+        server = Server(tmp_path / "etc", {"sip.conf": SIP.format(port=port), "extensions.conf": FAILOVER_DIALPLAN,
+                                           "asterisk.conf": "[options]\nverbose=3\n", **ldap_files(directory)}).start()
+        try:
+            names = ["*", "Russell*", "*)(cn=*", "a\\2a", "x\x00y", "Rüssell", "(", ")", "NoSuchUser"]
+            answers = {}
+            for method in ("REGISTER", "INVITE"):
+                for name in names:
+                    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                        s.bind(("127.0.0.1", 0))
+                        s.settimeout(3)
+                        lport = s.getsockname()[1]
+                        uri = f"sip:{name}@127.0.0.1:{port}" if method == "INVITE" else f"sip:127.0.0.1:{port}"
+                        msg = (f"{method} sip:200@127.0.0.1:{port} SIP/2.0\r\n" if method == "INVITE"
+                               else f"REGISTER {uri} SIP/2.0\r\n")
+                        msg += (f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK{time.time_ns()}\r\n"
+                                f"From: <sip:{name}@127.0.0.1>;tag=1\r\nTo: <sip:{name}@127.0.0.1>\r\n"
+                                f"Call-ID: {time.time_ns()}@x\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n"
+                                f"Contact: <sip:x@127.0.0.1:{lport}>\r\nContent-Length: 0\r\n\r\n")
+                        s.sendto(msg.encode("utf-8"), ("127.0.0.1", port))
+                        answer = b"(no answer)"
+                        try:
+                            while True:
+                                answer = s.recv(4096).split(b"\r\n")[0]
+                                if not answer.startswith(b"SIP/2.0 1"):
+                                    break
+                        except socket.timeout:
+                            pass
+                        answers[(method, name)] = answer
+            for method in ("REGISTER", "INVITE"):
+                got = {answers[(method, n)] for n in names}
+                assert len(got) == 1, (method, got)  # every hostile name looks like an unknown user
+                assert next(iter(got)).startswith(b"SIP/2.0 401"), got
+            assert "RussellBryant" not in server.rx("sip show peers")  # no wildcard found him
+            assert server.proc is not None and server.proc.poll() is None
+        finally:
+            server.stop()

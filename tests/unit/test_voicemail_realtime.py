@@ -78,3 +78,33 @@ def test_mailbox_only_in_realtime(tmp_path: Path) -> None:
             assert pbx.mailbox_counts("200@default") == (0, 1)  # type: ignore[attr-defined]
     run(main())
     assert list((spool(tmp_path, "200") / "Old").glob("msg0000.txt"))
+
+
+def test_mailbox_only_in_postgresql(tmp_path: Path) -> None:
+    """The same with the mailbox in PostgreSQL (a server started for the test)."""
+    from tests.integration.pg_server import Postgres, need_postgres
+    need_postgres()
+    with Postgres(tmp_path / "pg") as pg:
+        pg.create_asterisk_tables()
+        pg.insert("voicemail", {"context": "default", "mailbox": "200", "password": "4321",
+                                "fullname": "Realtime Person", "saycid": "yes"})
+        etc = tmp_path / "etc"
+        etc.mkdir(parents=True, exist_ok=True)
+        (etc / "extconfig.conf").write_text("[settings]\nvoicemail => pgsql,asterisk,voicemail\n")
+        (etc / "res_pgsql.conf").write_text(f"[general]\ndbhost=127.0.0.1\ndbport={pg.port}\ndbname=asterisk\n"
+                                            "dbuser=asterisk\ndbpass=pgpass\n")
+
+        async def main() -> None:
+            async with vm_pbx(tmp_path, DIALPLAN, VM) as (pbx, lines):
+                phone = await dial(pbx, "100@default")
+                await asyncio.sleep(0.2)
+                await phone.keys("#")
+                await asyncio.sleep(0.3)
+                await phone.audio(440, 1.5)
+                await phone.keys("#")
+                await phone.done()
+                assert db(pbx, "status") == "SUCCESS"
+                phone = await dial(pbx, "700@default")
+                await phone.done()
+                assert db(pbx, "info") == "Realtime Person:1:0"
+        run(main())
