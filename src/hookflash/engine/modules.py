@@ -113,6 +113,7 @@ KNOWN_MODULES: dict[str, str] = {
     "res_musiconhold": "hookflash.apps.media:MusicOnHoldModule",
     "pbx_media_builtins": "hookflash.apps.media:MediaBuiltinsModule",
     "func_timeout": "hookflash.apps.media:TimeoutModule",
+    "app_festival": "hookflash.tts.module:FestivalModule",
     "app_voicemail": "hookflash.voicemail.module:VoicemailModule",
     "app_meetme": "hookflash.conference.meetme:MeetMeModule",
     "app_confbridge": "hookflash.conference.confbridge:ConfBridgeModule",

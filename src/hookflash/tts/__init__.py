@@ -1,0 +1,1 @@
+"""Text-to-speech: Festival(), engines, the speech cache."""
