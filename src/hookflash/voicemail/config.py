@@ -62,7 +62,7 @@ _BOOL_KEYS = {
     "pbxskip", "moveheard", "searchcontexts", "forcename", "forcegreetings", "tempgreetwarn",
     "messagewrap", "sendvoicemail", "nextaftercmd", "usedirectory", "leaveurgent",
     "forward_urgent_auto", "delete", "deletevoicemail", "hidefromdir", "imapgreetings",
-    "expungeonhangup", "imap_poll_logout",
+    "expungeonhangup", "imap_poll_logout", "transcribe",
 }
 _INT_KEYS = {
     "maxmsg": (0, 9999), "maxsecs": (0, None), "maxmessage": (0, None), "minsecs": (0, None),

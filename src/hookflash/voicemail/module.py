@@ -23,7 +23,7 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hookflash.conf import ConfigError
 from hookflash.conf.parser import load
@@ -74,6 +74,8 @@ class VoicemailModule(Module):
         self.timings: list[dict[str, float]] = []  # for bench/voicemail.py (kept short)
         self._poller: asyncio.Future[None] | None = None
         self._rt_boxes: dict[tuple[str, str], tuple[float, Mailbox]] = {}  # realtime mailboxes read
+        self.transcriber: Any = None
+        self.transcripts: dict[tuple[str, str], str] = {}  # (box id, msg_id) -> text
 
     # ------------------------------------------------------------------ lifecycle
     def _load(self) -> VoicemailConfig:
@@ -213,6 +215,9 @@ class VoicemailModule(Module):
                      "Returns the selected attribute from a mailbox.",
                      "VM_INFO(mailbox[@context],attribute[,folder])",
                      "count email exists fullname language locale pager password tz"),
+            Function("VM_TRANSCRIPT", lambda chan, args: self._func_transcript(args), None,
+                     "The transcription of a voicemail message (hookflash; transcribe=yes).",
+                     "VM_TRANSCRIPT(mailbox[@context],msg_id)", "Empty until the message is transcribed."),
             Function("MAILBOX_EXISTS", lambda chan, args: func_mailbox_exists(self, chan, args), None,
                      "Tell if a mailbox is configured (deprecated: use VM_INFO(...,exists)).",
                      "MAILBOX_EXISTS(mailbox[@context])"),
@@ -311,8 +316,74 @@ class VoicemailModule(Module):
         if durable_at is not None:
             self.timings.append({"durable": durable_at, "notified": time.time(), "notifies": sent})
             del self.timings[:-1000]
-        if box.email and self.store.imap((box.context, box.mailbox)) is None:
+        transcribe = self._transcribe_on(box)
+        if transcribe:
+            self.pbx.spawn(self._transcribe(box, msg))
+        elif box.email and self.store.imap((box.context, box.mailbox)) is None:
             self.pbx.spawn(self._email(box, msg))
+
+    # ------------------------------------------------------------------ transcription
+    def _transcribe_on(self, box: Mailbox) -> bool:
+        """``transcribe=yes`` (hookflash's option, per mailbox or in [general])."""
+        value = box.options.get("transcribe") or self.cfg.general.extra.get("transcribe", "no")
+        return value.strip().lower() in ("yes", "true", "1", "on")
+
+    async def _transcribe(self, box: Mailbox, msg: StoredMessage) -> None:
+        """After the message is safe (and its lamp lit): transcribe it off the loop, keep
+        the text in its metadata and for VM_TRANSCRIPT(), then send the e-mail with it.
+        A recogniser that is missing, busy or fails leaves the message untouched."""
+        import shutil
+        import tempfile
+        from hookflash.voicemail.transcribe import Transcriber
+        text = ""
+        try:
+            if self.transcriber is None:
+                self.transcriber = Transcriber()
+            if not self.transcriber.available():
+                log.warning("transcribe=yes for %s but no speech recogniser is installed", box.id)
+            else:
+                found = self.files.audio(msg)
+                if found is not None:
+                    tmp = Path(tempfile.mkdtemp(prefix="hookflash-stt-")) / f"msg.{found[1]}"
+                    await asyncio.to_thread(shutil.copyfile, found[0], tmp)  # the outbox may upload it meanwhile
+                    try:
+                        text = await self.transcriber.atranscribe(tmp)
+                    finally:
+                        shutil.rmtree(tmp.parent, ignore_errors=True)
+        except Exception:
+            log.exception("Transcribing message %s of %s failed", msg.info.msg_id, box.id)
+        if text:
+            self.transcripts[(box.id.lower(), msg.info.msg_id)] = text
+            del_keys = list(self.transcripts)[:-10000]
+            for key in del_keys:
+                self.transcripts.pop(key, None)
+            try:
+                await asyncio.to_thread(self._save_transcript, msg, text)
+            except Exception:
+                log.exception("Storing the transcription of %s failed", msg.info.msg_id)
+            self.pbx.verbose(3, f"Transcribed message {msg.info.msg_id} of {box.id}: {len(text.split())} words")
+        if box.email and self.store.imap((box.context, box.mailbox)) is None:
+            await self._email(box, msg, text)
+
+    def _save_transcript(self, msg: StoredMessage, text: str) -> None:
+        current = self.files.find(msg.box, msg.info.msg_id)
+        if current is None:
+            return  # already uploaded to IMAP, moved away or deleted
+        from dataclasses import replace as _replace
+        from hookflash.voicemail.store import _write_durable
+        extra = tuple((k, v) for k, v in current.info.extra if k != "transcription") + (("transcription", text),)
+        path = self.files.folder_dir(current.box, current.folder) / f"{current.name}.txt"
+        _write_durable(path, _replace(current.info, extra=extra).to_text())
+
+    def transcript(self, box_id: str, msg_id: str) -> str:
+        found = self.transcripts.get((box_id.lower(), msg_id))
+        if found is not None:
+            return found
+        number, context = split_box(box_id)
+        msg = self.files.find((context, number), msg_id)  # a few small files: the message's folders
+        if msg is None:
+            return ""
+        return next((v for k, v in msg.info.extra if k == "transcription"), "")
 
     async def _email_then_delete(self, box: Mailbox, msg: StoredMessage) -> None:
         if box.email:
@@ -324,19 +395,28 @@ class VoicemailModule(Module):
             log.exception("Deleting the e-mailed message %s/%s of %s failed", msg.folder, msg.name, box.id)
         self.changed(box)
 
-    async def _email(self, box: Mailbox, msg: StoredMessage) -> None:
+    async def _email(self, box: Mailbox, msg: StoredMessage, transcript: str = "") -> None:
         from hookflash.voicemail.notify import attach_audio, attachment_format
         try:
             fmt = attachment_format(self.cfg.general, box)
             path = self.files.folder_dir(msg.box, msg.folder) / f"{msg.name}.{fmt}"
             found = path if path.is_file() else None
             audio = found or (self.store.audio(msg) or (None, ""))[0]
-            mail = build_email(self.pbx, self.cfg, box, msg, None)
+            mail = build_email(self.pbx, self.cfg, box, msg, None, transcript=transcript)
             # the recording can be megabytes: read and attach it off the event loop
             await asyncio.to_thread(attach_audio, mail, self.cfg.general, box, msg, audio)
             await send_email(EmailJob(self.cfg.general, mail, box.email))
         except Exception:
             log.exception("Voicemail e-mail for %s failed", box.id)
+
+    def _func_transcript(self, args: str) -> str:
+        from hookflash.dialplan.args import split_args
+        parts = split_args(args)
+        if len(parts) < 2:
+            log.warning("VM_TRANSCRIPT requires mailbox[@context],msg_id")
+            return ""
+        number, context = split_box(parts[0])
+        return self.transcript(f"{number}@{context}", parts[1].strip())
 
     async def change_password(self, box: Mailbox, password: str) -> Mailbox:
         """Store a new password (see the module docstring); returns the updated box."""

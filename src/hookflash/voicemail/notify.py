@@ -128,10 +128,11 @@ def attachment_format(general: General, box: Mailbox) -> str:
 
 
 def build_email(pbx: Pbx | None, cfg: VoicemailConfig, box: Mailbox, msg: StoredMessage,
-                audio: Path | None, host: str | None = None) -> EmailMessage:
+                audio: Path | None, host: str | None = None, transcript: str = "") -> EmailMessage:
     general = cfg.general
     host = host or socket.gethostname()
     values = template_vars(cfg, box, msg)
+    values["VM_TRANSCRIPTION"] = _safe(transcript)
     mail = EmailMessage()
     fromname, fromaddr = _from_address(general, box, host)
     mail["Date"] = email.utils.formatdate(localtime=True)
@@ -156,6 +157,8 @@ def build_email(pbx: Pbx | None, cfg: VoicemailConfig, box: Mailbox, msg: Stored
     for key, value in headers.items():
         mail[key] = _safe(value)
     body = render(pbx, box.options.get("emailbody") or general.body_template, values)
+    if transcript and "VM_TRANSCRIPTION" not in (box.options.get("emailbody") or general.emailbody or ""):
+        body += f"\nTranscription (automatic, may contain errors):\n{_safe(transcript)}\n"
     mail.set_content(body, charset=_charset(general.charset), cte="8bit")
     attach_audio(mail, general, box, msg, audio)
     return mail
