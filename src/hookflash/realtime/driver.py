@@ -47,6 +47,20 @@ def split_op(name: str) -> tuple[str, str]:
     return text, "="
 
 
+def format_duration(seconds: int) -> str:
+    """Asterisk's ``ast_cli_print_timestr_fromseconds``: "1 hour, 2 minutes, 3 seconds"."""
+    units = (("year", 31_536_000), ("week", 604_800), ("day", 86_400), ("hour", 3_600), ("minute", 60))
+    seconds = max(0, int(seconds))
+    parts = []
+    for unit, size in units:
+        if seconds > size:  # Asterisk compares with '>': exactly 3600 s prints "60 minutes"
+            n, seconds = divmod(seconds, size)
+            parts.append(f"{n} {unit}{'' if n == 1 else 's'}")
+    if seconds > 0 or not parts:
+        parts.append(f"{seconds} second{'' if seconds == 1 else 's'}")
+    return ", ".join(parts)
+
+
 def check_column(name: str) -> str:
     """Column names go into queries: only identifiers (RealtimeError otherwise)."""
     if not _IDENT.match(name):

@@ -98,19 +98,13 @@ from hookflash.realtime.driver import (
     RealtimeDriver,
     RealtimeError,
     Record,
+    format_duration,
     split_op,
 )
 
 log = logging.getLogger("hookflash.realtime.ldap")
 
 
-def _split_op(name: str) -> tuple[str, str]:
-    """driver.split_op, also right for "NOT LIKE" (split_op tries " LIKE" first and gives
-    ("name NOT", "LIKE"))."""
-    column, op = split_op(name)
-    if op == "LIKE" and column.upper().endswith(" NOT"):
-        return column[:-4].strip(), "NOT LIKE"
-    return column, op
 
 __all__ = [
     "LdapDriver",
@@ -416,7 +410,7 @@ def build_filter(settings: LdapSettings, table_name: str, fields: Fields) -> str
     table = settings.table(table_name)
     parts = [table.additional_filter, settings.general.additional_filter]
     for name, value in fields:
-        column, op = _split_op(name)
+        column, op = split_op(name)
         parts.append(filter_term(column_to_attribute(settings, table, column), op, value))
     parts = [p for p in parts if p]
     if not parts:
@@ -472,18 +466,6 @@ def entry_to_record(settings: LdapSettings, table_name: str,
     return out
 
 
-def format_duration(seconds: int) -> str:
-    """Asterisk's ``ast_cli_print_timestr_fromseconds``: "1 hour, 2 minutes, 3 seconds"."""
-    units = (("year", 31_536_000), ("week", 604_800), ("day", 86_400), ("hour", 3_600), ("minute", 60))
-    seconds = max(0, int(seconds))
-    parts = []
-    for unit, size in units:
-        if seconds > size:  # Asterisk compares with '>': exactly 3600 s prints "60 minutes"
-            n, seconds = divmod(seconds, size)
-            parts.append(f"{n} {unit}{'' if n == 1 else 's'}")
-    if seconds > 0 or not parts:
-        parts.append(f"{seconds} second{'' if seconds == 1 else 's'}")
-    return ", ".join(parts)
 
 
 def modifications(settings: LdapSettings, table_name: str, fields: Fields) -> dict[str, list[tuple[Any, list[str]]]]:
@@ -494,7 +476,7 @@ def modifications(settings: LdapSettings, table_name: str, fields: Fields) -> di
     values: dict[str, list[str]] = {}
     names: dict[str, str] = {}
     for name, value in fields:
-        column, _ = _split_op(name)
+        column, _ = split_op(name)
         attr = column_to_attribute(settings, table, column)
         _check_value(value, f"value for {column}")
         key = attr.lower()
@@ -515,7 +497,7 @@ def store_entry(settings: LdapSettings, table_name: str, basedn: str,
     attrs: dict[str, list[str]] = {}
     names: dict[str, str] = {}
     for name, value in fields:
-        column, _ = _split_op(name)
+        column, _ = split_op(name)
         attr = column_to_attribute(settings, table, column)
         _check_value(value, f"value for {column}")
         if value == "":
@@ -524,7 +506,7 @@ def store_entry(settings: LdapSettings, table_name: str, basedn: str,
         names.setdefault(key, attr)
         if value not in attrs.setdefault(key, []):
             attrs[key].append(value)
-    first_column = _split_op(fields[0][0])[0]
+    first_column = split_op(fields[0][0])[0]
     rdn_attr = column_to_attribute(settings, table, first_column)
     rdn_value = fields[0][1]
     if rdn_value == "":

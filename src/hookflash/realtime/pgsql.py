@@ -64,19 +64,13 @@ from hookflash.realtime.driver import (
     RealtimeError,
     Record,
     check_column,
+    format_duration,
     split_op,
 )
 
 log = logging.getLogger("hookflash.realtime.pgsql")
 
 
-def _split_op(name: str) -> tuple[str, str]:
-    """driver.split_op, also right for "NOT LIKE" (split_op tries " LIKE" first and gives
-    ("name NOT", "LIKE"))."""
-    column, op = split_op(name)
-    if op == "LIKE" and column.upper().endswith(" NOT"):
-        return column[:-4].strip(), "NOT LIKE"
-    return column, op
 
 __all__ = ["PgSettings", "PgsqlDriver", "decode_value", "format_duration", "parse_settings"]
 
@@ -160,18 +154,6 @@ def decode_value(column: str, value: str) -> list[str]:
     return out
 
 
-def format_duration(seconds: int) -> str:
-    """Asterisk's ``ast_cli_print_timestr_fromseconds``: "1 hour, 2 minutes, 3 seconds"."""
-    units = (("year", 31_536_000), ("week", 604_800), ("day", 86_400), ("hour", 3_600), ("minute", 60))
-    seconds = max(0, int(seconds))
-    parts = []
-    for unit, size in units:
-        if seconds > size:
-            n, seconds = divmod(seconds, size)
-            parts.append(f"{n} {unit}{'' if n == 1 else 's'}")
-    if seconds > 0 or not parts:
-        parts.append(f"{seconds} second{'' if seconds == 1 else 's'}")
-    return ", ".join(parts)
 
 
 def _quote(name: str) -> str:
@@ -347,7 +329,7 @@ class PgsqlDriver(RealtimeDriver):
     def _where(tbl: _Table, table: str, fields: Fields, params: list[str]) -> str:
         clauses = []
         for name, value in fields:
-            column, op = _split_op(name)
+            column, op = split_op(name)
             if not _COLUMN.match(column):
                 raise RealtimeError(f"invalid column name {column!r}")
             col = tbl.find(column)
@@ -371,7 +353,7 @@ class PgsqlDriver(RealtimeDriver):
         out: list[tuple[_Column, str]] = []
         seen: set[str] = set()
         for name, value in fields:
-            column, _ = _split_op(name)
+            column, _ = split_op(name)
             col = tbl.find(column) if _COLUMN.match(column) else None
             if col is None:
                 log.info(
@@ -413,7 +395,7 @@ class PgsqlDriver(RealtimeDriver):
             select = ", ".join(f"{_quote(c.name)}::text" for c in cols)
             order = ""
             if fields:
-                first = tbl.find(_split_op(fields[0][0])[0])
+                first = tbl.find(split_op(fields[0][0])[0])
                 if first is not None:
                     order = f" ORDER BY {_quote(first.name)}"
             rows = await conn.fetch(f"SELECT {select} FROM {tsql}{where}{order} LIMIT {limit}", *params)
