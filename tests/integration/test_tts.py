@@ -188,3 +188,51 @@ def test_protocol_and_escaping() -> None:
     assert events == [("WV", b"RIFFdata"), ("LP", b"(x)"), ("OK", b"")]
     with pytest.raises(Exception):
         FestivalReply().feed(b"XX\ngarbage")
+
+
+def test_cache_survives_a_cancelled_caller_and_concurrent_stores(tmp_path: Path) -> None:
+    from hookflash.tts.engines import SpeechCache
+
+    async def main() -> None:
+        cache = SpeechCache(tmp_path / "cache", max_bytes=100_000)
+        made = []
+
+        async def slow() -> bytes:
+            made.append(1)
+            await asyncio.sleep(0.2)
+            return b"x" * 20_000
+
+        first = asyncio.ensure_future(cache.get("k", slow))
+        await asyncio.sleep(0.01)
+        second = asyncio.ensure_future(cache.get("k", slow))
+        await asyncio.sleep(0.05)
+        first.cancel()  # the first caller gives up; the second still gets the speech
+        path = await second
+        assert path.read_bytes() == b"x" * 20_000 and len(made) == 1
+
+        async def make(n: int) -> bytes:
+            return bytes([n % 251]) * 20_000
+
+        paths = await asyncio.gather(*(cache.get(f"key{n}", lambda n=n: make(n)) for n in range(200)))
+        assert len(paths) == 200
+        assert cache.total <= 100_000 and cache.total == sum(cache.entries.values())
+        assert len(list((tmp_path / "cache").glob("*.wav"))) == len(cache.entries)
+
+    run(main())
+
+
+def test_text_that_looks_like_an_option_is_spoken(tmp_path: Path) -> None:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("this file must never be read out to a caller. " * 40 + "\n")  # a minute of speech
+
+    async def main() -> None:
+        async with running_pbx(tmp_path, DIALPLAN) as (pbx, _):
+            module = pbx.modules.loaded["app_festival"]
+            short = await module.speech("-5 degrees outside", "espeak-ng")  # spoken, not an option error
+            hostile = await module.speech(f"-f{secret}", "espeak-ng")
+            import soundfile
+            assert soundfile.info(str(short)).duration > 0.5
+            assert soundfile.info(str(hostile)).duration < 20  # the path is spoken, not the file's minute
+    run(main())

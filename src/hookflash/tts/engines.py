@@ -35,6 +35,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf  # type: ignore[import-untyped]
@@ -83,7 +84,10 @@ class Engine:
                 raise TtsError(f"engine {self.name}: empty command")
             uses_text = any("{text}" in a for a in argv)
             uses_out = any("{out}" in a for a in argv)
-            argv = [a.replace("{text}", text).replace("{out}", out).replace("{voice}", self.voice) for a in argv]
+            # a text that starts with '-' would be read as an option by most programs
+            # (espeak-ng -f FILE speaks a file): a leading space keeps it text
+            safe_text = (" " + text) if text.startswith("-") else text
+            argv = [a.replace("{text}", safe_text).replace("{out}", out).replace("{voice}", self.voice) for a in argv]
             try:
                 proc = await asyncio.create_subprocess_exec(
                     *argv, stdin=asyncio.subprocess.PIPE if not uses_text else asyncio.subprocess.DEVNULL,
@@ -97,6 +101,9 @@ class Engine:
                 proc.kill()
                 await proc.wait()
                 raise TtsError(f"engine {self.name}: no result within {self.timeout:g} s") from None
+            except asyncio.CancelledError:
+                proc.kill()  # nobody wants it any more: the program does not run on
+                raise
             if proc.returncode != 0:
                 raise TtsError(f"engine {self.name}: exit {proc.returncode}: "
                                f"{stderr.decode(errors='replace').strip()[:200]}")
@@ -183,32 +190,34 @@ class SpeechCache:
             self.total -= self.entries.pop(key)
         return None
 
-    async def get(self, key: str, make: "asyncio.Future[bytes] | object") -> Path:
+    async def get(self, key: str, make: Any) -> Path:
         """The cached file for ``key``, synthesising it once with ``make()`` (a coroutine
-        function returning 8 kHz WAV bytes) however many callers ask at the same time."""
+        function returning 8 kHz WAV bytes) however many callers ask at the same time.
+        The synthesis runs in a task of its own: a caller that gives up (cancelled,
+        timed out) does not take it away from the others."""
         found = self.lookup(key)
         if found is not None:
             return found
-        waiting = self.inflight.get(key)
-        if waiting is not None:
-            return await asyncio.shield(waiting)
-        fut: asyncio.Future[Path] = asyncio.get_running_loop().create_future()
-        self.inflight[key] = fut
-        self.misses += 1
-        try:
-            data = await make()  # type: ignore[operator]
-            path = await asyncio.to_thread(self._store, key, data)
-            fut.set_result(path)
-            return path
-        except BaseException as exc:
-            fut.set_exception(exc if isinstance(exc, Exception) else TtsError("cancelled"))
-            fut.exception()  # retrieved: no "never retrieved" warning when nobody else waited
-            raise
-        finally:
-            self.inflight.pop(key, None)
+        task = self.inflight.get(key)
+        if task is None:
+            self.misses += 1
+            task = asyncio.ensure_future(self._produce(key, make))
+            self.inflight[key] = task
+            task.add_done_callback(lambda t, k=key: self.inflight.pop(k, None) if self.inflight.get(k) is t else None)
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved even if nobody waits
+        return await asyncio.shield(task)
 
-    def _store(self, key: str, data: bytes) -> Path:
-        self._load()
+    async def _produce(self, key: str, make: Any) -> Path:
+        data = await make()
+        path = await asyncio.to_thread(self._write, key, data)  # the disk work off the loop...
+        self.entries[key] = len(data)  # ...the bookkeeping on it (no lock needed, one thread)
+        self.entries.move_to_end(key)
+        self.total += len(data)
+        self._evict(keep=key)
+        return path
+
+    def _write(self, key: str, data: bytes) -> Path:
+        self.dir.mkdir(parents=True, exist_ok=True)
         path = self.path(key)
         tmp = self.dir / f".{key}.{os.getpid()}.tmp"
         with open(tmp, "wb") as handle:
@@ -216,10 +225,6 @@ class SpeechCache:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-        self.entries[key] = len(data)
-        self.entries.move_to_end(key)
-        self.total += len(data)
-        self._evict(keep=key)
         return path
 
     def _evict(self, keep: str | None = None) -> None:
@@ -240,7 +245,7 @@ def builtin_engines() -> dict[str, Engine]:
     if shutil.which("flite"):
         found["flite"] = Engine("flite", "command", "flite -t {text} -o {out}")
     if shutil.which("espeak-ng"):
-        found["espeak-ng"] = Engine("espeak-ng", "command", "espeak-ng -v en-us -w {out} {text}")
+        found["espeak-ng"] = Engine("espeak-ng", "command", "espeak-ng -v en-us -w {out} --stdin")
     return found
 
 
