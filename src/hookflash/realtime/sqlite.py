@@ -45,6 +45,7 @@ class _Db:
         self.requirements = requirements
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rt-sqlite-{name}")
         self.conn: sqlite3.Connection | None = None
+        self.waiting = 0
 
     def connection(self) -> sqlite3.Connection:
         if self.conn is None:
@@ -117,6 +118,11 @@ class SqliteDriver(RealtimeDriver):
         if db is None:
             raise RealtimeError(f"no database [{database}] in {self.config_file}")
 
+        if db.waiting >= 256:
+            # lookups must not queue for seconds behind a burst of writes: say "busy"
+            # (the layer fails over, chan_sip answers 503 and the phone retries)
+            raise DriverUnavailable(f"sqlite3 {db.path}: {db.waiting} queries already waiting")
+
         def work() -> Any:
             try:
                 return fn(db.connection())
@@ -128,7 +134,11 @@ class SqliteDriver(RealtimeDriver):
             except sqlite3.Error as exc:
                 raise RealtimeError(f"sqlite3 {db.path}: {exc}") from None
 
-        return await asyncio.get_running_loop().run_in_executor(db.pool, work)
+        db.waiting += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(db.pool, work)
+        finally:
+            db.waiting -= 1
 
     async def load(self, database: str, table: str, fields: Fields) -> Record:
         rows = await self.load_multi(database, table, fields)

@@ -67,6 +67,8 @@ class SipRealtime:
         self.loaded_at: dict[str, float] = {}  # realtime peer name -> when it was loaded
         self.lookups = 0
         self.failures = 0
+        self._writes: dict[str, PeerState] = {}  # registrations waiting to be written back
+        self._writer: Any = None
 
     @property
     def general(self) -> Any:
@@ -92,8 +94,9 @@ class SipRealtime:
             return float(autoclear)
         return 0.0 if g.rtcachefriends else RT_KEEP
 
-    async def lookup(self, name: str) -> PeerState | None:
-        """The realtime peer ``name`` (cached in the stack's peers), or None."""
+    async def lookup(self, name: str, raise_unavailable: bool = False) -> PeerState | None:
+        """The realtime peer ``name`` (cached in the stack's peers), or None. When no
+        backend can answer: None, or RealtimeError with ``raise_unavailable``."""
         if not safe_name(name) or not self.enabled():
             if name and not safe_name(name):
                 log.info("Not looking up SIP peer %r in realtime: not a valid peer name", name[:80])
@@ -107,6 +110,8 @@ class SipRealtime:
         except RealtimeError as exc:
             self.failures += 1
             log.warning("Realtime lookup of SIP peer '%s' failed: %s", name, exc)
+            if raise_unavailable:
+                raise
             return None
         if not record:
             if existing is not None and self.is_realtime(name):
@@ -165,9 +170,33 @@ class SipRealtime:
         return state
 
     async def registered(self, peer: PeerState) -> None:
-        """rtupdate: write the registration back."""
+        """rtupdate: write the registration back. A write that fails (backend away or
+        overloaded) is kept, the latest one per peer, and retried until it is stored."""
         if not self.is_realtime(peer.name) or not self.general.rtupdate:
             return
+        self._writes[peer.name] = peer
+        if self._writer is None or self._writer.done():
+            import asyncio
+            self._writer = asyncio.ensure_future(self._write_loop())
+
+    async def _write_loop(self) -> None:
+        import asyncio
+        delay = 0.5
+        while self._writes:
+            batch = list(self._writes.items())[:8]  # a few at a time: the backend's pool size
+            for name, _ in batch:
+                del self._writes[name]
+            results = await asyncio.gather(*(self._write(peer) for _, peer in batch))
+            failed = [(n, p) for (n, p), ok in zip(batch, results) if not ok]
+            for name, peer in failed:
+                self._writes.setdefault(name, peer)  # a newer registration wins
+            if failed:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            else:
+                delay = 0.5
+
+    async def _write(self, peer: PeerState) -> bool:
         fields = [("ipaddr", peer.addr[0] if peer.addr else ""), ("port", str(peer.addr[1]) if peer.addr else "0"),
                   ("regseconds", str(int(peer.expires_at))), ("useragent", peer.useragent[:200]),
                   ("fullcontact", peer.contact[:500]), ("defaultuser", peer.registered_user),
@@ -177,7 +206,10 @@ class SipRealtime:
         try:
             await realtime(self.stack.pbx).update("sippeers", "name", peer.name, fields)
         except RealtimeError as exc:
-            log.warning("Writing the registration of SIP peer '%s' to realtime failed: %s", peer.name, exc)
+            log.warning("Writing the registration of SIP peer '%s' to realtime failed (will retry): %s",
+                        peer.name, exc)
+            return False
+        return True
 
     async def unregistered(self, peer: PeerState) -> None:
         if not self.is_realtime(peer.name) or not self.general.rtupdate:

@@ -128,17 +128,22 @@ class SipStack:
             peer = self.peers.get(user)
             if peer is not None and peer.config.type != "peer":
                 return peer
-            for state in self.peers.values():
+            for state in self._configured():
                 if state.config.defaultuser == user and state.config.type != "peer":
                     return state
         if source is not None:  # type=peer (and friends with a fixed host) match by address
-            for state in self.peers.values():
+            for state in self._configured():
                 cfg = state.config
                 if cfg.is_dynamic or cfg.type == "user":
                     continue
                 if cfg.host == source[0] and ("port" in cfg.insecure or cfg.port == source[1]):
                     return state
         return None
+
+    def _configured(self) -> list[PeerState]:
+        """The sip.conf peers (realtime peers are found by name only): the scans above
+        must not grow with thousands of cached realtime peers."""
+        return [p for name in self.config.peers if (p := self.peers.get(name)) is not None]
 
     def _ha1_lookup(self, peer: PeerState | None):  # type: ignore[no-untyped-def]
         realm = self.config.general.realm
@@ -228,8 +233,14 @@ class SipStack:
         handler(request, txn, source)
 
     async def _realtime_then(self, user: str, request: SipRequest, txn: Any, source: Addr) -> None:
+        from hookflash.realtime.driver import RealtimeError
         try:
-            await self.rt.lookup(user)
+            await self.rt.lookup(user, raise_unavailable=True)
+        except RealtimeError:
+            # the directory cannot answer now: "try again", for every user alike (a 403
+            # would tell a phone its password is wrong, and it might stop trying)
+            self.reply(request, 503, "Service Unavailable", headers=[("Retry-After", "5")])
+            return
         except Exception:  # a broken directory answer ends this request only
             log.exception("Realtime lookup of SIP peer '%s' failed", user[:80])
         try:
