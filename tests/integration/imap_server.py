@@ -134,6 +134,61 @@ def _signal(pid: int, sig: int) -> None:
     except ProcessLookupError:
         pass
 
+class ServerProcess:
+    """What the server fixtures share: a foreground process (``self.proc``) with start and
+    stop of their own, and restart, context manager, ``running``, freeze and thaw here.
+    Freezing SIGSTOPs the process first (so it forks nothing new), then every descendant
+    until none is left running; a frozen server still accepts TCP in the kernel but never
+    answers."""
+
+    proc: "subprocess.Popen[bytes] | None" = None
+    frozen: bool = False
+
+    def start(self, timeout: float = 15) -> Self:  # pragma: no cover - each server has its own
+        raise NotImplementedError
+
+    def stop(self, graceful: bool = True) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def restart(self, graceful: bool = True) -> Self:
+        """Stop, then start on the same ports with the same data."""
+        self.stop(graceful=graceful)
+        return self.start()
+
+    def close(self) -> None:
+        self.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def freeze(self) -> None:
+        assert self.running and self.proc is not None
+        _signal(self.proc.pid, signal.SIGSTOP)
+        stopped: set[int] = set()
+        while True:
+            new = [pid for pid in descendants(self.proc.pid) if pid not in stopped]
+            if not new:
+                break
+            for pid in new:
+                _signal(pid, signal.SIGSTOP)
+                stopped.add(pid)
+        self.frozen = True
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        for pid in reversed(descendants(self.proc.pid)):
+            _signal(pid, signal.SIGCONT)
+        _signal(self.proc.pid, signal.SIGCONT)
+        self.frozen = False
+
+
 
 def _wait_dead(pids: list[int], timeout: float) -> list[int]:
     """Wait until the processes are gone (or zombies); return the ones still alive."""
@@ -172,7 +227,7 @@ def _quote(name: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class Dovecot:
+class Dovecot(ServerProcess):
     """One Dovecot instance; see the module docstring."""
 
     def __init__(self, directory: Path, users: dict[str, str] | None = None,
@@ -384,21 +439,10 @@ service imap-login {{
         self.frozen = False
         self.proc = None
 
-    def restart(self, graceful: bool = True) -> Self:
-        """Stop, then start on the same ports with the same mail."""
-        self.stop(graceful=graceful)
-        return self.start()
-
     def close(self) -> None:
         """Stop and remove the private /tmp/dv-XXXXXXXX directory with the mail."""
         self.stop()
         self._cleanup()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _instance_pids(self) -> list[int]:
         """Living processes titled "dovecot-dv-XXXXXXXX/..." (this instance_name), by /proc."""
@@ -414,36 +458,10 @@ service imap-login {{
                     found.append(int(entry))
         return found
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
     def processes(self) -> dict[int, str]:
         """pid -> executable name (``imap``, ``imap-login``, ``auth``, ``log``...) of the children."""
         assert self.proc is not None
         return {pid: _comm(pid) for pid in descendants(self.proc.pid)}
-
-    def freeze(self) -> None:
-        """SIGSTOP the master and every descendant: connections are accepted by the kernel
-        but nothing is ever answered, and logged-in sessions stall."""
-        assert self.running and self.proc is not None
-        _signal(self.proc.pid, signal.SIGSTOP)  # first, so that it forks no new children
-        stopped: set[int] = set()
-        while True:
-            new = [pid for pid in descendants(self.proc.pid) if pid not in stopped]
-            if not new:
-                break
-            for pid in new:
-                _signal(pid, signal.SIGSTOP)
-                stopped.add(pid)
-        self.frozen = True
-
-    def thaw(self) -> None:
-        assert self.proc is not None
-        for pid in reversed(descendants(self.proc.pid)):
-            _signal(pid, signal.SIGCONT)
-        _signal(self.proc.pid, signal.SIGCONT)
-        self.frozen = False
 
     def kill_imap_processes(self, user: str | None = None, timeout: float = 5) -> list[int]:
         """SIGKILL the ``imap`` mail processes (all, or ``user``'s), as if the server died in the

@@ -54,7 +54,7 @@ from typing import Any, Self
 
 import pytest
 
-from tests.integration.imap_server import _signal, _wait_dead, descendants, free_port
+from tests.integration.imap_server import ServerProcess, _signal, _wait_dead, descendants, free_port
 
 SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ldap" / "asterisk.schema"
 SYSTEM_SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
@@ -92,7 +92,7 @@ def _slapd_binary(name: str) -> str:
     return shutil.which(name) or f"/usr/sbin/{name}"
 
 
-class Slapd:
+class Slapd(ServerProcess):
     """One slapd instance; see the module docstring."""
 
     def __init__(self, directory: Path, suffix: str = "dc=example,dc=org", admin_pw: str = "adminpw",
@@ -266,40 +266,6 @@ access to * by * read
             proc.wait()
         self.frozen = False
         self.proc = None
-
-    def restart(self, graceful: bool = True) -> Self:
-        """Stop, then start on the same ports with the same data."""
-        self.stop(graceful=graceful)
-        return self.start()
-
-    def close(self) -> None:
-        self.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def freeze(self) -> None:
-        """SIGSTOP slapd (all its threads): TCP connects still succeed in the kernel, but
-        nothing is ever answered."""
-        assert self.running and self.proc is not None
-        _signal(self.proc.pid, signal.SIGSTOP)
-        for pid in descendants(self.proc.pid):
-            _signal(pid, signal.SIGSTOP)
-        self.frozen = True
-
-    def thaw(self) -> None:
-        assert self.proc is not None
-        for pid in reversed(descendants(self.proc.pid)):
-            _signal(pid, signal.SIGCONT)
-        _signal(self.proc.pid, signal.SIGCONT)
-        self.frozen = False
 
     def log(self) -> str:
         try:

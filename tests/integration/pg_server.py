@@ -57,7 +57,7 @@ from typing import Any, Self
 
 import pytest
 
-from tests.integration.imap_server import _signal, _wait_dead, descendants, free_port
+from tests.integration.imap_server import ServerProcess, _signal, _wait_dead, descendants, free_port
 
 SUPERUSER = "postgres"
 SUPERUSER_PW = "pgsuperpw"
@@ -226,7 +226,7 @@ def asterisk_tables_sql(typed: bool = False) -> str:
     return "\n".join(out)
 
 
-class Postgres:
+class Postgres(ServerProcess):
     """One PostgreSQL cluster; see the module docstring."""
 
     def __init__(self, directory: Path, user: str = "asterisk", password: str = "pgpass",
@@ -339,47 +339,10 @@ class Postgres:
         self.frozen = False
         self.proc = None
 
-    def restart(self, graceful: bool = True) -> Self:
-        """Stop, then start on the same port with the same data."""
-        self.stop(graceful=graceful)
-        return self.start()
-
     def close(self) -> None:
         """Stop and remove /tmp/pg-XXXXXXXX with the data."""
         self.stop()
         self._cleanup()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def freeze(self) -> None:
-        """SIGSTOP the postmaster and every backend and helper process: connections are
-        accepted by the kernel but never answered, and open sessions stall."""
-        assert self.running and self.proc is not None
-        _signal(self.proc.pid, signal.SIGSTOP)  # first, so that it forks no new backends
-        stopped: set[int] = set()
-        while True:
-            new = [pid for pid in descendants(self.proc.pid) if pid not in stopped]
-            if not new:
-                break
-            for pid in new:
-                _signal(pid, signal.SIGSTOP)
-                stopped.add(pid)
-        self.frozen = True
-
-    def thaw(self) -> None:
-        assert self.proc is not None
-        for pid in reversed(descendants(self.proc.pid)):
-            _signal(pid, signal.SIGCONT)
-        _signal(self.proc.pid, signal.SIGCONT)
-        self.frozen = False
 
     def log(self) -> str:
         try:

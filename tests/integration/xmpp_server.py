@@ -58,7 +58,7 @@ from typing import Any, NamedTuple, Self
 
 import pytest
 
-from tests.integration.imap_server import _signal, _wait_dead, descendants, free_port
+from tests.integration.imap_server import ServerProcess, _signal, _wait_dead, descendants, free_port
 
 USERS = {"asterisk": "astpw", "alice": "alicepw", "bob": "bobpw"}
 
@@ -114,7 +114,7 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-class Prosody:
+class Prosody(ServerProcess):
     """One Prosody instance; see the module docstring."""
 
     def __init__(self, directory: Path, users: dict[str, str] | None = None, domain: str = "localhost",
@@ -336,40 +336,6 @@ VirtualHost {_lua(self.domain)}
             proc.wait()
         self.frozen = False
         self.proc = None
-
-    def restart(self, graceful: bool = True) -> Self:
-        """Stop, then start on the same port with the same data (users, rosters, offline messages)."""
-        self.stop(graceful=graceful)
-        return self.start()
-
-    def close(self) -> None:
-        self.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def freeze(self) -> None:
-        """SIGSTOP Prosody (and any descendant): connections are accepted by the kernel but no
-        stream header is ever answered, and established sessions stall."""
-        assert self.running and self.proc is not None
-        _signal(self.proc.pid, signal.SIGSTOP)
-        for pid in descendants(self.proc.pid):
-            _signal(pid, signal.SIGSTOP)
-        self.frozen = True
-
-    def thaw(self) -> None:
-        assert self.proc is not None
-        for pid in reversed(descendants(self.proc.pid)):
-            _signal(pid, signal.SIGCONT)
-        _signal(self.proc.pid, signal.SIGCONT)
-        self.frozen = False
 
     def log(self) -> str:
         try:
