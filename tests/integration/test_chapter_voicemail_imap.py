@@ -116,16 +116,20 @@ def notifies(tmp_path: Path) -> list[tuple[float, str]]:
 def leave_message(tmp_path: Path, server: Server, freq: float, seconds: float = 2.5,
                   listen_greeting: float = 0.0) -> Baresip:
     caller = phone(tmp_path, server, "1001", freq, 30)
-    wait_for(lambda: "Registered SIP '1001'" in server.output(), what="1001 registration")
-    mark = len(server.output())
-    caller.command("dial", f"sip:100@127.0.0.1:{server.port}")  # type: ignore[attr-defined]
-    caller.wait_event("CALL_ESTABLISHED")
-    time.sleep(1.0 + listen_greeting)
-    caller.keys("#")  # skip (the rest of) the greeting
-    wait_for(lambda: "Playing 'beep" in server.output()[mark:], what="the beep")
-    time.sleep(0.5 + seconds)
-    caller.keys("#")  # end of message
-    caller.wait_event("CALL_CLOSED", timeout=20)
+    try:
+        wait_for(lambda: "Registered SIP '1001'" in server.output(), what="1001 registration")
+        mark = len(server.output())
+        caller.command("dial", f"sip:100@127.0.0.1:{server.port}")  # type: ignore[attr-defined]
+        caller.wait_event("CALL_ESTABLISHED")
+        time.sleep(1.0 + listen_greeting)
+        caller.keys("#")  # skip (the rest of) the greeting
+        wait_for(lambda: "Playing 'beep" in server.output()[mark:], what="the beep")
+        time.sleep(0.5 + seconds)
+        caller.keys("#")  # end of message
+        caller.wait_event("CALL_CLOSED", timeout=20)
+    except BaseException:
+        caller.stop()  # never leave a phone running behind a failed test
+        raise
     return caller
 
 
