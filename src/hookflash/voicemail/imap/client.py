@@ -135,6 +135,8 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
             super().data_received(d)
         except Exception as exc:  # aioimaplib raises on responses it cannot place
             self.owner._fail(f"unexpected data from the server: {exc}")
+        for task in list(self.tasks):  # aioimaplib's own tasks (the greeting): never "unretrieved"
+            task.add_done_callback(_retrieve)
 
     def send(self, line: str, scrub: str | None = None) -> None:
         if wire_log.isEnabledFor(logging.DEBUG):
@@ -142,7 +144,15 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
             wire_log.debug("%s C: %s", self.owner.account.spec, shown)
         if self.transport is None or self.transport.is_closing():
             raise ImapUnavailable("connection closed")
-        self.transport.write((line + "\r\n").encode())
+        try:
+            self.transport.write((line + "\r\n").encode())
+        except (RuntimeError, OSError) as exc:  # uvloop: the handle closed under us
+            raise ImapUnavailable(f"connection closed: {exc}") from None
+
+
+def _retrieve(task: "asyncio.Future[Any]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("IMAP connection task ended: %s", task.exception())
 
 
 class Connection:
