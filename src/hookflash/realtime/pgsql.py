@@ -251,8 +251,21 @@ class PgsqlDriver(RealtimeDriver):
     async def start(self) -> None:
         self.settings = parse_settings(self.pbx.read_config(self.config_file))
         await self.stop()
+        if self.settings.dbname:
+            # connect at load, as Asterisk does, without waiting for it: the console's
+            # status is right from the start and a wrong password is logged at once
+            self._warmup = asyncio.ensure_future(self._warm())
+
+    async def _warm(self) -> None:
+        try:
+            await self._run("", lambda conn: conn.fetchval("SELECT 1"))
+        except RealtimeError as exc:
+            log.warning("PostgreSQL RealTime: cannot connect at load: %s", exc)
 
     async def stop(self) -> None:
+        warmup = getattr(self, "_warmup", None)
+        if warmup is not None and not warmup.done():
+            warmup.cancel()
         for pool in self.pools.values():
             pool.close()
         self.pools.clear()
