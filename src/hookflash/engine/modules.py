@@ -100,7 +100,6 @@ KNOWN_MODULES: dict[str, str] = {
     "res_config_sqlite3": "hookflash.realtime.module:SqliteModule",
     "res_config_ldap": "hookflash.realtime.module:LdapModule",
     "res_config_pgsql": "hookflash.realtime.module:PgsqlModule",
-    "chan_sip": "hookflash.sip.module:SipModule",
     "core_message": "hookflash.message.module:MessageModule",
     "res_xmpp": "hookflash.xmpp.module:XmppModule",
     "app_playback": "hookflash.apps.media:PlaybackModule",
@@ -117,13 +116,17 @@ KNOWN_MODULES: dict[str, str] = {
     "app_voicemail": "hookflash.voicemail.module:VoicemailModule",
     "app_meetme": "hookflash.conference.meetme:MeetMeModule",
     "app_confbridge": "hookflash.conference.confbridge:ConfBridgeModule",
-    "pbx_spool": "hookflash.apps.spool:SpoolModule",
     "func_devstate": "hookflash.engine.devstate:DevStateModule",
     "res_calendar": "hookflash.calendar.module:CalendarModule",
     "res_calendar_icalendar": "hookflash.calendar.ical:ICalModule",
     "res_calendar_caldav": "hookflash.calendar.caldav:CalDavModule",
     "res_calendar_ews": "hookflash.calendar.ews:EwsModule",
     "res_calendar_exchange": "hookflash.calendar.exchange:ExchangeModule",
+    # last: the SIP port is opened when everything else is loaded, so the first request
+    # is answered at once (phones retransmitted while the rest of the modules loaded);
+    # call files are picked up once SIP can place them
+    "chan_sip": "hookflash.sip.module:SipModule",
+    "pbx_spool": "hookflash.apps.spool:SpoolModule",
 }
 
 
