@@ -19,12 +19,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import pytest
 
 from hookflash.voicemail.imap.layout import build_greeting
 from tests.integration.imap_server import Dovecot, dovecot  # noqa: F401  (fixture)
 from tests.integration.sip_peers import Baresip, Server, free_port, need, tone_wav
-from tests.integration.test_voicemail import lamp as _unused_lamp  # noqa: F401  (same helpers)
 from tests.integration.test_voicemail import _rtp_conf, wait_for, windows_with
 
 SIP = """

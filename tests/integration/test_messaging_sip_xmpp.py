@@ -10,7 +10,6 @@ import re
 import time
 from pathlib import Path
 
-import pytest
 
 from tests.integration.sip_peers import Baresip, Server, free_port, need, tone_wav
 from tests.integration.test_voicemail import _rtp_conf, wait_for

@@ -8,7 +8,6 @@ and 100 calls asking for one text cause one synthesis."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import shutil
 import time
 from pathlib import Path
@@ -16,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hookflash.channels.channel import Frame
-from hookflash.tts.festival import FestivalReply, build_command, scheme_string
+from hookflash.tts.festival import FestivalError, FestivalReply, build_command, scheme_string
 from tests.helpers import run, running_pbx
 from tests.integration.festival_server import Festival, need_festival
 
@@ -186,7 +184,7 @@ def test_protocol_and_escaping() -> None:
     events += parser.feed(b"LP\n(x)ft_StUf")
     events += parser.feed(b"F_keyOK\n")
     assert events == [("WV", b"RIFFdata"), ("LP", b"(x)"), ("OK", b"")]
-    with pytest.raises(Exception):
+    with pytest.raises(FestivalError, match="unexpected reply"):
         FestivalReply().feed(b"XX\ngarbage")
 
 

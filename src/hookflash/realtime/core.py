@@ -30,7 +30,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hookflash.conf import ConfigError
 from hookflash.conf.parser import ConfigFile
 from hookflash.realtime.driver import DriverUnavailable, Fields, RealtimeDriver, RealtimeError, Record
 
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hookflash.realtime")
 
-__all__ = ["Mapping", "Realtime", "parse_extconfig", "realtime"]
+__all__ = ["Mapping", "Realtime", "parse_extconfig", "realtime", "record_dict"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,14 +233,3 @@ def record_dict(record: Record) -> dict[str, str]:
     for name, value in record:
         out.setdefault(name.lower(), value)
     return out
-
-
-def check_config(cfg: ExtConfig, drivers: dict[str, RealtimeDriver], filename: str) -> None:
-    """Warn about mappings naming a driver that is not loaded."""
-    for family, maps in cfg.mappings.items():
-        for m in maps:
-            if m.driver not in drivers and m.driver not in ("ldap", "pgsql", "sqlite3", "odbc", "curl"):
-                log.warning("%s: family '%s' maps to unknown realtime driver '%s'", filename, family, m.driver)
-
-
-__all__ += ["ConfigError", "record_dict"]

@@ -32,7 +32,7 @@ import logging
 import os
 import shlex
 import shutil
-import time
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,7 +75,6 @@ class Engine:
         return await self._run(text)
 
     async def _run(self, text: str) -> bytes:
-        import tempfile
         fd, out = tempfile.mkstemp(prefix="hookflash-tts-", suffix=".wav")
         os.close(fd)
         try:
@@ -260,4 +259,4 @@ def parse_size(text: str) -> int:
     return int(text) * mult
 
 
-__all__ = ["Engine", "SpeechCache", "TtsError", "builtin_engines", "parse_size", "to_8k_wav", "time"]
+__all__ = ["Engine", "SpeechCache", "TtsError", "builtin_engines", "parse_size", "to_8k_wav", "MAX_TEXT"]

@@ -36,7 +36,10 @@ Per call: ``Set(TTS_ENGINE=espeak-ng)`` before Festival() picks the engine;
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -46,7 +49,7 @@ from hookflash.conf import ConfigError
 from hookflash.conf.parser import parse_bool
 from hookflash.engine.modules import Module
 from hookflash.engine.registry import Application, CliArgs, CliCommand
-from hookflash.tts.engines import Engine, SpeechCache, TtsError, builtin_engines, parse_size, to_8k_wav
+from hookflash.tts.engines import MAX_TEXT, Engine, SpeechCache, TtsError, builtin_engines, parse_size, to_8k_wav
 from hookflash.tts.festival import DEFAULT_COMMAND
 
 if TYPE_CHECKING:
@@ -161,13 +164,13 @@ class FestivalModule(Module):
             raise TtsError(f"no speech engine '{engine_name}'")
         if voice:
             engine = replace(engine, voice=voice)
-        text = text[:16 * 1024]
+        text = text[:MAX_TEXT]
 
         async def make() -> bytes:
             started = time.monotonic()
             try:
                 data = await engine.synthesize(text)
-                wav = await __import__("asyncio").to_thread(to_8k_wav, data)
+                wav = await asyncio.to_thread(to_8k_wav, data)
             except TtsError:
                 engine.stats["failures"] += 1
                 raise
@@ -179,9 +182,7 @@ class FestivalModule(Module):
         if cache:
             return await self.cache.get(key, make)
         data = await make()
-        import tempfile
         fd, tmp = tempfile.mkstemp(suffix=".wav", prefix="hookflash-tts-")
-        import os
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         return Path(tmp)

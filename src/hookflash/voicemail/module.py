@@ -49,7 +49,6 @@ from hookflash.voicemail.main import app_voicemailmain
 from hookflash.voicemail.notify import EmailJob, build_email, notify_mwi, send_email
 from hookflash.voicemail.store import (
     FileStore,
-    MessageStore,
     StoredMessage,
     _write_durable,
 )

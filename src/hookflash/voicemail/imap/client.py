@@ -28,7 +28,6 @@ import asyncio
 import base64
 import contextlib
 import logging
-import os
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -569,7 +568,3 @@ class Pool:
     @property
     def connections(self) -> int:
         return len(self.idle) + self.busy
-
-
-def env_cafile() -> str:
-    return os.environ.get("SSL_CERT_FILE", "")

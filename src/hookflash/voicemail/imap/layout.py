@@ -35,7 +35,7 @@ from email.message import Message
 
 from hookflash.voicemail.store import MessageInfo
 
-__all__ = ["BadMessage", "Greeting", "VmHeaders", "build_greeting", "build_message",
+__all__ = ["BadMessage", "VmHeaders", "build_greeting", "build_message",
            "extract_audio", "parse_headers", "HEADER_FIELDS"]
 
 MAX_AUDIO = 64 * 1024 * 1024  # 64 MB of audio is about 4.5 hours of wav49, 1 hour of wav
@@ -141,12 +141,6 @@ def parse_headers(raw: bytes) -> VmHeaders | None:
         category=get("X-Asterisk-VM-Category"), priority=_int(get("X-Asterisk-VM-Priority")),
         message_id=get("Message-ID"))
 
-
-@dataclass(frozen=True, slots=True)
-class Greeting:
-    name: str
-    audio: bytes
-    ext: str
 
 
 def _audio_parts(msg: Message) -> list[Message]:
@@ -255,8 +249,8 @@ def build_message(*, mailbox: str, context: str, extension: str, info: MessageIn
                   charset: str = "ISO-8859-1", now: float | None = None) -> bytes:
     """A voicemail as the mail Asterisk APPENDs. ``number`` is the 0-based message
     number; ``extension`` is the mailbox or its ``imapvmshareid``."""
-    cid_num = _clean(_cid_num(info))
-    cid_name = _clean(_cid_name(info))
+    cid_num = _clean(info.cid_num)
+    cid_name = _clean(info.cid_name)
     boundary = f"----voicemail_{number}{_clean(mailbox)[:20]}{abs(hash(message_id)) % 10**9}"
     boundary = re.sub(r"[^A-Za-z0-9_.=-]", "", boundary)
     headers = [
@@ -311,18 +305,3 @@ def build_greeting(*, name: str, mailbox: str, context: str, extension: str, aud
     return _assemble(headers, boundary, body, charset, [(audio, ext, f"{name}.{ext}")])
 
 
-def greeting_name(raw_headers: bytes, content_filename: str = "") -> str:
-    """Which greeting a greeting mail holds: its X-Asterisk-VM-Message-Type, else (as
-    Asterisk looks it up) the attachment's file name before the dot."""
-    parsed = parse_headers(raw_headers)
-    if parsed is not None and parsed.is_greeting:
-        return parsed.message_type.lower()
-    return content_filename.split(".", 1)[0].lower()
-
-
-def _cid_num(info: MessageInfo) -> str:
-    return info.cid_num
-
-
-def _cid_name(info: MessageInfo) -> str:
-    return info.cid_name

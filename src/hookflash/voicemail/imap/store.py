@@ -85,8 +85,6 @@ log = logging.getLogger("hookflash.voicemail.imap")
 
 FIELDS = "BODY.PEEK[HEADER.FIELDS (" + " ".join(HEADER_FIELDS) + ")]"
 MAIN_FOLDERS = ("INBOX", "Old", "Urgent")  # all three live in imapfolder
-KNOWN_FLAGS = {"ssl", "notls", "tls", "novalidate-cert", "validate-cert", "secure", "norsh", "debug",
-               "readonly", "anonymous", "nntp", "imap", "service=imap"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -236,8 +236,3 @@ def parse_response_code(text: bytes | bytearray | str) -> tuple[str, str] | None
     if match is None:
         return None
     return match.group(1).decode().upper(), (match.group(2) or b"").decode("ascii", "replace")
-
-
-def section_name(name: str) -> str:
-    """How a FETCH item name is keyed by :func:`parse_fetch`."""
-    return name.upper()
