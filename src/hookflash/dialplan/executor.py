@@ -59,7 +59,7 @@ async def run_priorities(chan: "Channel", dialplan: "Dialplan", *, nested: bool 
             continue
         app = apps.get(prio.app_lower)
         waits = pbx.registry.async_functions
-        if waits and prio.data.const is None and any(w in prio.data.source.upper() for w in waits):
+        if waits and prio.data.const is None and prio.data.mentions(waits):
             data = await prio.data.arender(chan, pbx)  # a function that waits (JABBER_RECEIVE)
         else:
             data = prio.data.render(chan, pbx)

@@ -200,11 +200,13 @@ class ExprNode(Node):
 class Template:
     """A compiled string: ``const`` is set when it holds no substitution at all."""
 
-    __slots__ = ("parts", "const", "source")
+    __slots__ = ("parts", "const", "source", "_waits", "_waits_for")
 
     def __init__(self, parts: list[str | Node], source: str) -> None:
         self.parts = parts
         self.source = source
+        self._waits = False
+        self._waits_for: tuple[str, ...] | None = None
         self.const = parts[0] if len(parts) == 1 and isinstance(parts[0], str) else (
             "" if not parts else None)
 
@@ -220,6 +222,15 @@ class Template:
         if total > MAX_VALUE:
             return _truncate("".join(out), chan, self.source)  # type: ignore[arg-type]
         return "".join(out)  # type: ignore[arg-type]
+
+    def mentions(self, names: tuple[str, ...]) -> bool:
+        """Whether the source calls one of ``names`` (each ``"NAME("``); worked out once
+        per template and per set of names (the registry builds a new tuple on change)."""
+        if self._waits_for is not names:
+            upper = self.source.upper()
+            self._waits = any(name in upper for name in names)
+            self._waits_for = names
+        return self._waits
 
     async def arender(self, chan: "Channel | None", pbx: Any) -> str:
         """:meth:`render`, awaiting the functions that wait (``Function.aread``)."""

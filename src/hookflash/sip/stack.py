@@ -217,10 +217,11 @@ class SipStack:
             if method not in ("OPTIONS", "NOTIFY", "MESSAGE"):
                 self.reply(request, 481, "Call/Transaction Does Not Exist")
                 return
-        if method in ("REGISTER", "INVITE", "MESSAGE", "SUBSCRIBE") and not request.__dict__.get("_rt_done"):
+        if method in ("REGISTER", "INVITE", "MESSAGE", "SUBSCRIBE") and not request.__dict__.get("_rt_done") \
+                and self.rt.enabled():  # checked first: without realtime nothing is added per request
             user = (request.to_addr.uri.user if method == "REGISTER" else request.from_addr.uri.user) or ""
-            known = self.find_peer(user, source)
-            if (known is None or self.rt.expired(known.name)) and user and self.rt.enabled():
+            known = self.find_peer(user, source) if user else None
+            if user and (known is None or self.rt.expired(known.name)):
                 # not in sip.conf: ask realtime (sippeers) without holding anything else up
                 request.__dict__["_rt_done"] = True
                 self.pbx.spawn(self._realtime_then(user, request, txn, source))
