@@ -56,6 +56,7 @@ class Message:
     exten: str = "s"
     tech: str = ""
     endpoint: str = ""
+    delivery: str = ""  # set by a technology that knows more than "handed over" (sip)
 
     def get_data(self, key: str) -> str | None:
         if key in self.data:
@@ -264,6 +265,9 @@ async def app_message_send(chan: Channel, data: str) -> int | None:
                               outbound=set(msg.outbound))
     else:
         msg_to_send = msg
+    msg_to_send.delivery = ""
     status = await core(chan.pbx).send(destination, msg_to_send, from_, to)
     chan.set_var("MESSAGE_SEND_STATUS", status)
+    if msg_to_send.delivery:
+        chan.set_var("MESSAGE_DELIVERY_STATUS", msg_to_send.delivery)
     return None

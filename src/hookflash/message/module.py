@@ -53,17 +53,9 @@ class MessageModule(Module):
         if self.sip.waiting(peer.name):
             self.pbx.spawn(self.sip.flush(peer.name))
 
-    async def _send_app(self, chan: Any, data: str) -> int | None:
-        result = await app_message_send(chan, data)
-        if chan.get_var("MESSAGE_SEND_STATUS") is not None:
-            tech = data.split(":", 1)[0].strip().lower() if ":" in data else ""
-            if tech == "sip":
-                chan.set_var("MESSAGE_DELIVERY_STATUS", self.sip.last_status or "FAILED")
-        return result
-
     def applications(self) -> list[Application]:
         return [Application(
-            "MessageSend", self._send_app, "Send a text message.",
+            "MessageSend", app_message_send, "Send a text message.",
             "MessageSend(destination[,from[,to]])",
             "Sends MESSAGE(body) through the technology named by the destination's prefix "
             "(sip:peer, sip:user@host, xmpp:jid). Sets MESSAGE_SEND_STATUS: SUCCESS, FAILURE, "

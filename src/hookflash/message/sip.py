@@ -56,20 +56,20 @@ class SipMessageTech:
 
     def __init__(self, pbx: Pbx) -> None:
         self.pbx = pbx
-        self.last_status = ""
 
     @property
     def spool(self) -> Path:
         return Path(self.pbx.dirs.astspooldir) / "messages"
 
     async def send(self, msg: Message, to: str, from_: str) -> None:
+        msg.delivery = "FAILED"  # until we know better
         stack = _stack(self.pbx)
         if stack is None:
             raise MessageError("chan_sip is not loaded")
         target = to.split(":", 1)[1].strip() if ":" in to else to
         user, at, host = target.partition("@")
-        peer = stack.peers.get(target) if not at else stack.peers.get(user) if host and stack.peers.get(user) \
-            and not re.search(r"[.:]", host) else None
+        # sip:peer, or sip:peer@something that is not an address (a host name or IP has '.' or ':')
+        peer = stack.peers.get(user if at and not re.search(r"[.:]", host) else target)
         if peer is None and not at:
             raise MessageError(f"no SIP peer '{target}'")
         from_user, from_display = "hookflash", ""
@@ -85,7 +85,7 @@ class SipMessageTech:
             addr = peer.reachable_addr()
             if addr is None:
                 self._enqueue(peer.name, msg, from_user, from_display)
-                self.last_status = "QUEUED"
+                msg.delivery = "QUEUED"
                 return
             uri = peer.contact or f"sip:{peer.name}@{addr[0]}:{addr[1]}"
             status = await self._deliver(stack, peer, uri, f"sip:{peer.name}@{addr[0]}", addr, msg,
@@ -101,13 +101,12 @@ class SipMessageTech:
             addr = infos[0][4][:2]
             uri = f"sip:{target}"
             status = await self._deliver(stack, None, uri, uri, addr, msg, from_user, from_display)
-        self.last_status = status
+        msg.delivery = status
         if status == "FAILED":
             raise MessageError(f"MESSAGE to {to} refused")
 
     async def _deliver(self, stack: Any, peer: Any, uri: str, to_uri: str, addr: tuple[str, int],
                        msg: Message, from_user: str, from_display: str) -> str:
-        from hookflash.sip.auth import answer_challenge  # noqa: F401  (peer_auth uses it)
         auth: str | None = None
         auth_header = "Authorization"
         for _ in range(2):
