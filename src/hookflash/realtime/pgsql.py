@@ -249,9 +249,10 @@ class PgsqlDriver(RealtimeDriver):
         self.connected_since: float | None = None
 
     async def start(self) -> None:
-        self.settings = parse_settings(self.pbx.read_config(self.config_file))
+        conf = self.pbx.read_config(self.config_file)
+        self.settings = parse_settings(conf)
         await self.stop()
-        if self.settings.dbname:
+        if conf is not None and self.settings.dbname:
             # connect at load, as Asterisk does, without waiting for it: the console's
             # status is right from the start and a wrong password is logged at once
             self._warmup = asyncio.ensure_future(self._warm())
