@@ -193,7 +193,6 @@ class XmppClient:
         xmpp.add_event_handler("connection_failed", lambda _e: self._lost.set())
         xmpp.add_event_handler("failed_auth", self._on_failed_auth)
         xmpp.add_event_handler("message", self._on_message)
-        xmpp.add_event_handler("groupchat_message", self._on_groupchat)
         xmpp.add_event_handler("presence", self._on_presence)
         xmpp.add_event_handler("presence_subscribe", self._on_subscribe)
         xmpp.add_event_handler("receipt_received", self._on_receipt)
@@ -346,9 +345,6 @@ class XmppClient:
                 self.on_message(self, received, msg)
             except Exception:
                 log.exception("XMPP message handler failed")
-
-    def _on_groupchat(self, msg: Any) -> None:
-        pass  # room messages are not routed (Asterisk neither); JabberSendGroup only sends
 
     def _on_receipt(self, msg: Any) -> None:
         self.receipts[str(msg["receipt"])] = time.time()
