@@ -47,7 +47,6 @@ import queue
 import re
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,6 +59,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
+from bench._common import cpu_model, loop_name, p50, stats  # noqa: E402
 
 from hookflash.voicemail.config import General, Mailbox  # noqa: E402
 from hookflash.voicemail.imap.layout import build_message  # noqa: E402
@@ -74,18 +74,8 @@ MSG_SECONDS = 2.0
 
 # ---------------------------------------------------------------------------- helpers
 
-def stats(values: list[float]) -> str:
-    """p50 / p95 / max of values in ms."""
-    if not values:
-        return "no samples"
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return (f"p50 {statistics.median(ordered):8.2f} ms  p95 {p95:8.2f} ms  max {ordered[-1]:8.2f} ms"
-            f"  (n={len(ordered)})")
 
 
-def p50(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
 
 
 def line(label: str, values: list[float]) -> None:
@@ -93,14 +83,7 @@ def line(label: str, values: list[float]) -> None:
 
 
 def machine() -> None:
-    model = "?"
-    try:
-        for row in Path("/proc/cpuinfo").read_text().splitlines():
-            if row.startswith("model name"):
-                model = row.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     try:
         from importlib.metadata import version
         aio = version("aioimaplib")
@@ -113,9 +96,6 @@ def machine() -> None:
           f"aioimaplib {aio}, imapclient {imapclient_v}, dovecot {dv}, loop {loop_name()}", flush=True)
 
 
-def loop_name() -> str:
-    policy = type(asyncio.get_event_loop_policy()).__module__
-    return "uvloop" if policy.startswith("uvloop") else "asyncio"
 
 
 def general(dv: Dovecot, **extra: str) -> General:

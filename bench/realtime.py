@@ -62,6 +62,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
+from bench._common import cpu_model, p50, pct  # noqa: E402
 
 from tests.integration.sip_peers import Server, free_port  # noqa: E402
 
@@ -260,15 +261,8 @@ def users(n: int) -> list[tuple[str, str]]:
     return [(f"user{i:04d}", f"pw{i:04d}") for i in range(n)]
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    o = sorted(values)
-    return o[min(len(o) - 1, round(q * (len(o) - 1)))]
 
 
-def p50(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
 
 
 def version(dist: str) -> str:
@@ -280,11 +274,7 @@ def version(dist: str) -> str:
 
 
 def machine() -> None:
-    model = "?"
-    for row in Path("/proc/cpuinfo").read_text().splitlines():
-        if row.startswith("model name"):
-            model = row.split(":", 1)[1].strip()
-            break
+    model = cpu_model()
     slapd = subprocess.run([shutil.which("slapd") or "/usr/sbin/slapd", "-VV"], capture_output=True, text=True)
     slapd_v = next((ln.strip() for ln in (slapd.stderr + slapd.stdout).splitlines() if "slapd" in ln), "?")
     slapd_v = re.sub(r"\s+", " ", slapd_v.replace("@(#) $OpenLDAP: ", "")).rstrip("$ ")

@@ -35,7 +35,6 @@ import platform
 import resource
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
+from bench._common import cpu_model, loop_name, p50, pct, stats as common_stats  # noqa: E402
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
@@ -83,25 +83,16 @@ def sentence() -> str:
 
 # ---------------------------------------------------------------------------- helpers
 
-def pct(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def p50(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
 
 
 def p95(values: list[float]) -> float:
-    return pct(sorted(values), 0.95) if values else float("nan")
+    return pct(values, 0.95)
 
 
 def stats(values: list[float], hi: float = 0.95, digits: int = 1) -> str:
-    if not values:
-        return "no samples"
-    o = sorted(values)
-    name = f"p{round(hi * 100)}"
-    return (f"p50 {statistics.median(o):8.{digits}f} ms  {name} {pct(o, hi):8.{digits}f} ms  "
-            f"max {o[-1]:8.{digits}f} ms  (n={len(o)})")
+    return common_stats(values, hi, digits)
 
 
 def line(label: str, values: list[float], hi: float = 0.95, digits: int = 1) -> None:
@@ -147,20 +138,10 @@ def first_line(argv: list[str]) -> str:
         return "?"
 
 
-def loop_name() -> str:
-    policy = type(asyncio.get_event_loop_policy()).__module__
-    return "uvloop" if policy.startswith("uvloop") else "asyncio"
 
 
 def machine() -> None:
-    model = "?"
-    try:
-        for row in Path("/proc/cpuinfo").read_text().splitlines():
-            if row.startswith("model name"):
-                model = row.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     print(f"machine: {model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}")
     print(f"python {platform.python_version()} ({platform.python_implementation()}) {sys.executable}, "
           f"loop {loop_name()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "

@@ -53,7 +53,6 @@ import platform
 import re
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,6 +66,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
+from bench._common import cpu_model, loop_name, pct, stats  # noqa: E402
 
 from hookflash.channels.channel import Channel  # noqa: E402
 from hookflash.channels.local import LocalTech  # noqa: E402
@@ -137,20 +137,12 @@ RATE = 200.0
 
 # ---------------------------------------------------------------------------- helpers
 
-def pct(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def stats(values: list[float]) -> str:
-    if not values:
-        return "no samples"
-    o = sorted(values)
-    return (f"p50 {statistics.median(o):8.2f} ms  p95 {pct(o, 0.95):8.2f} ms  max {o[-1]:8.2f} ms"
-            f"  (n={len(o)})")
 
 
 def p95(values: list[float]) -> float:
-    return pct(sorted(values), 0.95) if values else float("nan")
+    return pct(values, 0.95)
 
 
 def line(label: str, values: list[float]) -> None:
@@ -173,20 +165,10 @@ def proc_cpu(pid: int) -> float:
         return float("nan")
 
 
-def loop_name() -> str:
-    policy = type(asyncio.get_event_loop_policy()).__module__
-    return "uvloop" if policy.startswith("uvloop") else "asyncio"
 
 
 def machine() -> None:
-    model = "?"
-    try:
-        for row in Path("/proc/cpuinfo").read_text().splitlines():
-            if row.startswith("model name"):
-                model = row.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     try:
         from importlib.metadata import version
         slix = version("slixmpp")
