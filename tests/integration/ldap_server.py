@@ -43,7 +43,6 @@ import base64
 import hashlib
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -54,7 +53,7 @@ from typing import Any, Self
 
 import pytest
 
-from tests.integration.imap_server import ServerProcess, _signal, _wait_dead, descendants, free_port
+from tests.integration.imap_server import ServerProcess, free_port, self_signed_cert
 
 SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ldap" / "asterisk.schema"
 SYSTEM_SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
@@ -131,12 +130,7 @@ class Slapd(ServerProcess):
     # -- setup ------------------------------------------------------------------------------
 
     def _write_cert(self) -> None:
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-days", "3650", "-subj", "/CN=localhost",
-             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-             "-keyout", str(self.keyfile), "-out", str(self.cafile)],
-            check=True, capture_output=True)
+        self_signed_cert(self.cafile, self.keyfile)
 
     def _write_conf(self) -> None:
         d = self.dir
@@ -243,29 +237,7 @@ access to * by * read
     def stop(self, graceful: bool = True) -> None:
         """SIGTERM (slapd exits at once, rc 0), SIGKILL after 10 s; ``graceful=False`` is a
         crash (SIGKILL). Always reaps."""
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            if self.frozen:
-                self.thaw()
-            children = descendants(proc.pid)
-            if graceful:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            else:
-                proc.kill()
-                proc.wait()
-            for pid in _wait_dead(children, 5):
-                _signal(pid, signal.SIGKILL)
-        else:
-            proc.wait()
-        self.frozen = False
-        self.proc = None
+        self._end(graceful)
 
     def log(self) -> str:
         try:

@@ -47,7 +47,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -58,7 +57,7 @@ from typing import Any, NamedTuple, Self
 
 import pytest
 
-from tests.integration.imap_server import ServerProcess, _signal, _wait_dead, descendants, free_port
+from tests.integration.imap_server import ServerProcess, free_port, self_signed_cert
 
 USERS = {"asterisk": "astpw", "alice": "alicepw", "bob": "bobpw"}
 
@@ -145,13 +144,8 @@ class Prosody(ServerProcess):
     # -- setup ------------------------------------------------------------------------------
 
     def _write_cert(self) -> None:
-        names = [self.domain] + [d for d in (self.muc_domain, self.pubsub_domain) if d]
-        san = ",".join([f"DNS:{n}" for n in names] + ["IP:127.0.0.1"])
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-days", "3650", "-subj", f"/CN={self.domain}", "-addext", f"subjectAltName={san}",
-             "-keyout", str(self.keyfile), "-out", str(self.cafile)],
-            check=True, capture_output=True)
+        names = (self.domain, *(d for d in (self.muc_domain, self.pubsub_domain) if d))
+        self_signed_cert(self.cafile, self.keyfile, names)
 
     @property
     def admin_socket(self) -> Path:
@@ -312,30 +306,7 @@ VirtualHost {_lua(self.domain)}
         """Stop and reap the server. Graceful is SIGTERM (clients get a system-shutdown stream
         error; exits at once), SIGKILL after 10 s; ``graceful=False`` is SIGKILL (a crash: the
         clients' TCP connections are reset by the kernel)."""
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            if self.frozen and graceful:
-                self.thaw()
-            children = descendants(proc.pid)  # none expected: Prosody does not fork with -F
-            if graceful:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            else:
-                proc.kill()
-                proc.wait()
-            for pid in children:
-                _signal(pid, signal.SIGKILL)
-            _wait_dead(children, 5)
-        else:
-            proc.wait()
-        self.frozen = False
-        self.proc = None
+        self._end(graceful)
 
     def log(self) -> str:
         try:
