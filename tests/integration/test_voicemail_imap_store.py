@@ -6,9 +6,11 @@ stopped, frozen, killed mid-APPEND): nothing lost, nothing stored twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import base64
 import email
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,18 @@ async def until(predicate, timeout: float = 10.0, step: float = 0.02) -> bool:  
     return predicate()
 
 
+@contextlib.asynccontextmanager
+async def running_store(tmp_path: Path, gen: General, *boxes: Mailbox
+                        ) -> AsyncIterator[tuple[ImapStore, list[tuple[str, str]]]]:
+    """A started store (stopped afterwards) and the mailboxes whose counts changed."""
+    store, changes = make_store(tmp_path, gen, *boxes)
+    await store.start()
+    try:
+        yield store, changes
+    finally:
+        await store.stop()
+
+
 def make_store(tmp_path: Path, gen: General, *boxes: Mailbox) -> tuple[ImapStore, list[tuple[str, str]]]:
     store = ImapStore(FileStore(tmp_path / "spool"))
     changes: list[tuple[str, str]] = []
@@ -71,9 +85,7 @@ def test_message_reaches_the_folder_in_asterisks_layout(dovecot: Dovecot, tmp_pa
     async def main() -> None:
         gen = general(dovecot)
         box = ("shifteight", "100")
-        store, changes = make_store(tmp_path, gen, mailbox())
-        await store.start()
-        try:
+        async with running_store(tmp_path, gen, mailbox()) as (store, changes):
             assert await until(lambda: not store.stale(box))
             assert store.counts(box) == (0, 0, 0)
             await store.save(box, "INBOX", info(), recording(store, box))
@@ -81,8 +93,6 @@ def test_message_reaches_the_folder_in_asterisks_layout(dovecot: Dovecot, tmp_pa
             assert store.counts(box) == (1, 0, 0)
             assert await until(lambda: store.pending(box) == 0)
             assert store.counts(box) == (1, 0, 0)
-        finally:
-            await store.stop()
 
     asyncio.run(main())
     raw = dovecot.messages("alice")
@@ -105,9 +115,7 @@ def test_mail_client_changes_reach_the_counts_within_a_second(dovecot: Dovecot, 
     async def main() -> None:
         gen = general(dovecot)
         box = ("shifteight", "100")
-        store, changes = make_store(tmp_path, gen, mailbox())
-        await store.start()
-        try:
+        async with running_store(tmp_path, gen, mailbox()) as (store, changes):
             assert await until(lambda: store.index(store.boxes[box], "INBOX").mode == "IDLE")
             await store.save(box, "INBOX", info(), recording(store, box))
             assert await until(lambda: store.pending(box) == 0)
@@ -131,8 +139,6 @@ def test_mail_client_changes_reach_the_counts_within_a_second(dovecot: Dovecot, 
             await asyncio.to_thread(c.logout)
             assert await until(lambda: store.counts(box) == (0, 0, 0), timeout=1.0)
             assert time.monotonic() - started < 1.0
-        finally:
-            await store.stop()
 
     asyncio.run(main())
 
@@ -141,9 +147,7 @@ def test_play_move_delete_and_expunge(dovecot: Dovecot, tmp_path: Path) -> None:
     async def main() -> None:
         gen = general(dovecot)
         box = ("shifteight", "100")
-        store, _ = make_store(tmp_path, gen, mailbox())
-        await store.start()
-        try:
+        async with running_store(tmp_path, gen, mailbox()) as (store, _):
             for _ in range(3):
                 await store.save(box, "INBOX", info(), recording(store, box))
             assert await until(lambda: store.pending(box) == 0)
@@ -158,8 +162,6 @@ def test_play_move_delete_and_expunge(dovecot: Dovecot, tmp_path: Path) -> None:
             assert store.counts(box) == (0, 1, 0)
             work = await store.alist(box, "Work")
             assert [m.info.msg_id for m in work] == [messages[1].info.msg_id]
-        finally:
-            await store.stop()
 
     asyncio.run(main())
     assert "Work" in dovecot.folders("alice")
@@ -229,9 +231,7 @@ def test_faults_lose_nothing_and_store_once(dovecot: Dovecot, tmp_path: Path, fa
     async def main() -> None:
         gen = general(dovecot)
         box = ("shifteight", "100")
-        store, _ = make_store(tmp_path, gen, mailbox())
-        await store.start()
-        try:
+        async with running_store(tmp_path, gen, mailbox()) as (store, _):
             assert await until(lambda: not store.stale(box))
             if fault == "stopped":
                 await asyncio.to_thread(dovecot.stop)
@@ -253,8 +253,6 @@ def test_faults_lose_nothing_and_store_once(dovecot: Dovecot, tmp_path: Path, fa
                 await asyncio.to_thread(dovecot.thaw)
             assert await until(lambda: store.pending(box) == 0, timeout=40)
             assert store.counts(box)[0] == 2
-        finally:
-            await store.stop()
 
     asyncio.run(main())
     assert len(dovecot.messages("alice")) == 2
@@ -330,16 +328,12 @@ def test_special_characters_in_caller_id_and_names_are_safe(dovecot: Dovecot, tm
         box = ('shift"eight', "1 0)0")
         mb = Mailbox(box[0], box[1], "0107", 'Leif "The" Madsen\r\nBcc: evil@example.com', "", "",
                      {"imapuser": "alice", "imappassword": "alicepw"})
-        store, _ = make_store(tmp_path, gen, mb)
-        await store.start()
-        try:
+        async with running_store(tmp_path, gen, mb) as (store, _):
             hostile = info(cid='"Eve\\" {5}\r\nA1 LOGOUT\r\n" <555*)(>')
             await store.save(box, "INBOX", hostile, recording(store, box))
             assert await until(lambda: store.pending(box) == 0)
             listed = await store.alist(box, "INBOX")
             assert len(listed) == 1 and await store.aaudio(listed[0]) is not None
-        finally:
-            await store.stop()
 
     asyncio.run(main())
     raw = dovecot.messages("alice")[0]
