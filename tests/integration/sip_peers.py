@@ -21,12 +21,20 @@ import soundfile
 HOOKFLASH = [sys.executable, "-m", "hookflash"]
 
 
-def free_port(kind: int = socket.SOCK_DGRAM, pair: bool = False) -> int:
-    """A free UDP (or TCP) port on 127.0.0.1; with ``pair`` an even port whose +1 is free too."""
+def free_port(kind: int = socket.SOCK_DGRAM, pair: bool = False, both: bool = False) -> int:
+    """A free UDP (or TCP) port on 127.0.0.1; with ``pair`` an even port whose +1 is free too;
+    with ``both`` one free for UDP and TCP alike (baresip's sip_listen binds both)."""
     for _ in range(200):
         with socket.socket(socket.AF_INET, kind) as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
+        if both:
+            other = socket.SOCK_STREAM if kind == socket.SOCK_DGRAM else socket.SOCK_DGRAM
+            try:
+                with socket.socket(socket.AF_INET, other) as o:
+                    o.bind(("127.0.0.1", port))
+            except OSError:
+                continue
         if not pair:
             return port
         port &= ~1
@@ -128,7 +136,20 @@ class Baresip:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "rec").mkdir(exist_ok=True)
-        self.sip_port = free_port()
+        self.source_wav = source_wav
+        self._write_config()
+        (self.dir / "accounts").write_text(account + "\n")
+        (self.dir / "contacts").write_text("")
+        self.log = self.dir / "baresip.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.sock: socket.socket | None = None
+        self.events: list[dict[str, object]] = []
+        self._buf = b""
+
+    def _write_config(self) -> None:
+        """Pick fresh ports and write baresip's config."""
+        source_wav = self.source_wav
+        self.sip_port = free_port(both=True)
         self.ctrl_port = free_port(socket.SOCK_STREAM)
         rtp = free_port(pair=True)
         (self.dir / "config").write_text(textwrap.dedent(f"""\
@@ -164,15 +185,23 @@ class Baresip:
             statmode_default\toff
             snd_path\t\t{self.dir / 'rec'}
             """))
-        (self.dir / "accounts").write_text(account + "\n")
-        (self.dir / "contacts").write_text("")
-        self.log = self.dir / "baresip.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.sock: socket.socket | None = None
-        self.events: list[dict[str, object]] = []
-        self._buf = b""
 
     def start(self) -> "Baresip":
+        """Start baresip; a port taken between the pick and baresip's bind gets fresh ports
+        and another try (other test processes bind ports too)."""
+        for attempt in range(3):
+            try:
+                return self._start()
+            except AssertionError:
+                if attempt == 2 or "Address already in use" not in self.log.read_text(errors="replace"):
+                    raise
+                if self.proc is not None and self.proc.poll() is None:
+                    self.proc.kill()
+                    self.proc.wait()
+                self._write_config()
+        raise AssertionError("unreachable")
+
+    def _start(self) -> "Baresip":
         env = dict(os.environ, HOME=str(self.dir))
         self.proc = subprocess.Popen(["baresip", "-f", str(self.dir)], stdin=subprocess.PIPE,
                                      stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env)
