@@ -44,7 +44,8 @@ class Bridge:
 
     def _start_relays(self) -> None:
         a, b = self.members
-        if a.tech.native_bridge(b.tech):
+        # either side may know how to relay with the other (a Motif leg relays with SIP)
+        if a.tech.native_bridge(b.tech) or b.tech.native_bridge(a.tech):
             self._native = True
             return
         self._relays = [asyncio.ensure_future(self._relay(a, b)),

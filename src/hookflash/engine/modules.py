@@ -102,6 +102,7 @@ KNOWN_MODULES: dict[str, str] = {
     "res_config_pgsql": "hookflash.realtime.module:PgsqlModule",
     "core_message": "hookflash.message.module:MessageModule",
     "res_xmpp": "hookflash.xmpp.module:XmppModule",
+    "chan_motif": "hookflash.motif.module:MotifModule",
     "app_playback": "hookflash.apps.media:PlaybackModule",
     "app_read": "hookflash.apps.media:ReadModule",
     "app_record": "hookflash.apps.media:RecordModule",

@@ -63,4 +63,11 @@ class ConsoleLogHandler(logging.Handler):
             message = record.getMessage()
         except Exception:  # a bad format string must not break logging
             message = str(record.msg)
+        if record.exc_info and record.exc_info[1] is not None:
+            # the error itself on the same line; the traceback with "core set debug" on
+            exc = record.exc_info[1]
+            message += f" ({type(exc).__name__}: {exc})"
+            if self.verbosity.debug:
+                import traceback  # noqa: PLC0415
+                message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
         self.verbosity.emit(f"[{stamp}] {level}[{os.getpid()}]: {record.name}: {message}")

@@ -92,6 +92,9 @@ class XmppClient:
         self.sent = 0
         self.failures = 0
         self.debug = config.debug
+        # called with every new slixmpp client (one per connection attempt), before it
+        # connects: chan_motif adds its Jingle handler and disco features this way
+        self.extensions: list[Callable[[Any], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._session = asyncio.Event()
         self._lost = asyncio.Event()
@@ -198,6 +201,11 @@ class XmppClient:
         xmpp.add_event_handler("receipt_received", self._on_receipt)
         xmpp.add_filter("in", self._log_in)
         xmpp.add_filter("out", self._log_out)
+        for extend in self.extensions:
+            try:
+                extend(xmpp)
+            except Exception:
+                log.exception("XMPP client %s: an extension failed", self.config.name)
         return xmpp
 
     def _log_in(self, stanza: Any) -> Any:

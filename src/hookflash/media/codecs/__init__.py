@@ -11,11 +11,13 @@ from __future__ import annotations
 from .base import Codec
 from .g711 import Pcma, Pcmu, alaw_to_ulaw, ulaw_to_alaw
 from .g722 import G722
+from .opus import Opus
 from .slin import Slin
 
 __all__ = [
     "CODECS",
     "G722",
+    "Opus",
     "Codec",
     "CodecError",
     "Pcma",
@@ -31,7 +33,7 @@ class CodecError(LookupError):
     """No codec by that name or payload type."""
 
 
-CODECS: dict[str, type[Codec]] = {c.name: c for c in (Pcmu, Pcma, G722, Slin)}
+CODECS: dict[str, type[Codec]] = {c.name: c for c in (Pcmu, Pcma, G722, Slin, Opus)}
 _ALIASES: dict[str, type[Codec]] = {
     **CODECS,
     **{c.encoding.lower(): c for c in CODECS.values()},
