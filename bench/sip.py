@@ -53,7 +53,8 @@ RETRANS_LIMIT = 0.001  # 0.1 %
 RECV_TIMEOUT_MS = 8000  # SIPp -recv_timeout of the uac: a call with no answer by then has failed
 CONFIRM_FACTORS = (1.0, 0.85, 0.7, 0.5, 0.35, 0.2)
 LOSS_LIMIT = 0.001
-SYSTEMS = ("hookflash", "sippy", "kamailio")
+SYSTEMS = ("hookflash", "asterisk", "sippy", "kamailio")
+RTP_START, RTP_END = 10000, 39999  # the SUT's RTP ports; SIPp and we use 40000-60000
 
 TARGETS = {"a": "300 calls/s and >= 1.2x sippy", "b": "300 relayed calls (stretch 500)",
            "c": ">= 0.15x Kamailio's registrations/s"}
@@ -68,7 +69,7 @@ _used_ports: set[int] = set()
 
 
 def free_port(pair: bool = False, low: int = 40000, high: int = 60000) -> int:
-    """A free UDP port on 127.0.0.1 outside the SUT's RTP range (10000-20000)."""
+    """A free UDP port on 127.0.0.1 outside the SUT's RTP range (RTP_START-RTP_END)."""
     for _ in range(500):
         port = random.randrange(low, high) & ~1
         if port in _used_ports or port + 1 in _used_ports:
@@ -278,7 +279,7 @@ class Hookflash(Sut):
         d.mkdir(parents=True)
         (d / "sip.conf").write_text(sip_conf)
         (d / "extensions.conf").write_text(extensions)
-        (d / "rtp.conf").write_text("[general]\nrtpstart=10000\nrtpend=20000\n")
+        (d / "rtp.conf").write_text(f"[general]\nrtpstart={RTP_START}\nrtpend={RTP_END}\n")
         (d / "asterisk.conf").write_text(
             "[directories]\nastdbdir=db\nastspooldir=spool\nastlogdir=log\nastrundir=run\n"
             f"astvarlibdir=lib\n[options]\nverbose={self.verbose}\n")
@@ -375,6 +376,83 @@ class Kamailio(Sut):
     def start_registrar(self, users: list[tuple[str, str]]) -> None:
         lines = "\n".join(f'    $sht(users=>{u}) = "{p}";' for u, p in users)
         self._start("kamailio-registrar.cfg", USERS=lines)
+
+
+ASTERISK = Path(os.environ.get("ASTERISK_PREFIX", "/work/asterisk/root"))
+# only what the call path needs: SIP, Dial, the dialplan, u-law, RTP and the bridges
+ASTERISK_MODULES = ("chan_sip", "app_dial", "pbx_config", "codec_ulaw", "res_rtp_asterisk",
+                    "bridge_simple", "bridge_native_rtp", "res_timing_timerfd")
+# res_rtp_asterisk needs these when Asterisk was built with pjproject (ICE)
+ASTERISK_OPTIONAL = ("res_sorcery_config", "res_sorcery_memory", "res_pjproject")
+
+
+class Asterisk(Sut):
+    """Asterisk 20 with chan_sip, as built in tests/data/imap/README.md (not needed by CI).
+
+    Its own configuration directory per run (asterisk.conf's directories point into the work
+    directory, ``-C``), ``autoload=no`` and only ASTERISK_MODULES. ``directmedia=no`` keeps the
+    media on the PBX, like hookflash's relay."""
+
+    name = "asterisk"
+    media = True
+    runs = 0
+
+    def __init__(self, work: Path, verbose: int = 0) -> None:
+        super().__init__(work, verbose)
+        self.binary = ASTERISK / "sbin" / "asterisk"
+        self.moddir = ASTERISK / "lib" / "asterisk" / "modules"
+
+    def available(self) -> str | None:
+        if not self.binary.exists():
+            return f"Asterisk not found at {self.binary} (set ASTERISK_PREFIX)"
+        missing = [m for m in ASTERISK_MODULES if not (self.moddir / f"{m}.so").exists()]
+        if missing:
+            return f"Asterisk at {ASTERISK} lacks {', '.join(m + '.so' for m in missing)}"
+        return None
+
+    def start_proxy(self, uas_port: int) -> None:
+        Asterisk.runs += 1
+        d = self.work / f"asterisk{Asterisk.runs}"
+        for sub in ("run", "log", "lib", "spool", "keys", "agi"):
+            (d / sub).mkdir(parents=True)
+        self.port = free_port()
+        dirs = {"astetcdir": d, "astmoddir": self.moddir, "astvarlibdir": d / "lib", "astdbdir": d / "lib",
+                "astkeydir": d / "keys", "astdatadir": ASTERISK / "var" / "lib" / "asterisk", "astagidir": d / "agi",
+                "astspooldir": d / "spool", "astrundir": d / "run", "astlogdir": d / "log",
+                "astsbindir": ASTERISK / "sbin"}
+        self.conf = d / "asterisk.conf"
+        self.conf.write_text("[directories]\n" + "".join(f"{k} => {v}\n" for k, v in dirs.items())
+                             + f"[options]\nverbose = {self.verbose}\ndebug = 0\nnofork = yes\n"
+                             "documentation_language = en_US\n")
+        (d / "modules.conf").write_text("[modules]\nautoload = no\n"
+                                        + "".join(f"load => {m}.so\n" for m in ASTERISK_OPTIONAL
+                                                  if (self.moddir / f"{m}.so").exists())
+                                        + "".join(f"load => {m}.so\n" for m in ASTERISK_MODULES))
+        (d / "logger.conf").write_text("[general]\n[logfiles]\nmessages => error,warning\n")
+        (d / "rtp.conf").write_text(f"[general]\nrtpstart={RTP_START}\nrtpend={RTP_END}\n")
+        (d / "sip.conf").write_text(
+            f"[general]\nudpbindaddr=127.0.0.1:{self.port}\ncontext=bench\nallowguest=yes\n"
+            "alwaysauthreject=yes\ndisallow=all\nallow=ulaw\ndirectmedia=no\ntcpenable=no\n"
+            "\n[uas]\ntype=peer\nhost=127.0.0.1\n"
+            f"port={uas_port}\ncontext=bench\ndirectmedia=no\ninsecure=invite\nqualify=no\n")
+        (d / "extensions.conf").write_text("[bench]\nexten => _X.,1,Dial(SIP/uas/${EXTEN})\n"
+                                           " same => n,Hangup()\n")
+        self.log = d / "asterisk.out"
+        # a build with pjproject (for ICE) links res_pjproject to a pjproject of its own
+        libs = [str(p) for p in (ASTERISK / "lib", ASTERISK.parent / "pjproject" / "lib") if p.is_dir()]
+        env = dict(os.environ, LD_LIBRARY_PATH=":".join(libs + [os.environ.get("LD_LIBRARY_PATH", "")]))
+        self.proc = start([str(self.binary), "-f", "-n", "-C", str(self.conf)], self.log, sut=True, cwd=d, env=env)
+        wait_port(self.port, self.proc, 30)
+        subprocess.run([str(self.binary), "-C", str(self.conf), "-rx", "core waitfullybooted"],
+                       capture_output=True, timeout=30, env=env)
+
+    def problems(self) -> str:
+        try:
+            lines = (self.work / f"asterisk{Asterisk.runs}" / "log" / "messages").read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        kinds = Counter(re.sub(r"^\[[^\]]*\] ", "", re.sub(r"\d+", "#", ln))[:140] for ln in lines)
+        return "; ".join(f"{n}x {k}" for k, n in kinds.most_common(4))
 
 
 # ---------------------------------------------------------------------- SIPp
@@ -578,6 +656,84 @@ def search(probe: Callable[[float, float], Probe], per_call: int, start_rate: fl
         if pr.passed:
             return pr, history
     return None, history
+
+
+def rss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                total += next((int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:")), 0)
+        except (OSError, ValueError):
+            pass
+    return total
+
+
+def sipp_current(path: Path) -> int:
+    return stat(read_stf(path), "CurrentCall")
+
+
+@dataclass
+class Held:
+    calls: int
+    up: int = 0
+    rss0_kib: int = 0
+    rss_kib: int = 0
+    cpu_rest: float = 0.0  # share of one core while the calls are held
+    setup_ms: float = 0.0  # CPU ms per call while setting them up
+    note: str = ""
+
+    def line(self) -> str:
+        per_call = (self.rss_kib - self.rss0_kib) / max(1, self.up)
+        return (f"{self.up} of {self.calls} calls held: RSS {self.rss0_kib / 1024:.0f} -> {self.rss_kib / 1024:.0f} MiB "
+                f"({per_call:.1f} KiB/call), CPU at rest {100 * self.cpu_rest:.1f} % of a core, "
+                f"set-up {self.setup_ms:.2f} ms CPU/call{' ' + self.note if self.note else ''}")
+
+
+def run_held(sut: Sut, work: Path, n: int, rate: float, hold_ms: int, rest_s: float = 10.0) -> Held:
+    """n concurrent calls (SIPp uac -d hold_ms at ``rate``), media anchored on the SUT but idle:
+    the SUT's memory per call and its CPU while nothing happens."""
+    res = Held(n)
+    uas_port, uas_media = free_port(), free_port(pair=True)
+    tag = f"{sut.name}-held-{n}-{uas_port}"
+    uas_stf, uac_stf = work / f"uas-{tag}.csv", work / f"uac-{tag}.csv"
+    uas = start(sipp_argv("-sn", "uas", "-p", str(uas_port), "-mp", str(uas_media), "-stf", str(uas_stf),
+                          "-recv_timeout", str(hold_ms + 30000)), work / f"uas-{tag}.out", sut=False, cwd=work)
+    uac = None
+    try:
+        wait_port(uas_port, uas)
+        try:
+            sut.start_proxy(uas_port)
+        except RuntimeError as exc:
+            res.note = f"SUT did not start: {exc}"
+            return res
+        assert sut.proc is not None
+        time.sleep(1.0)
+        res.rss0_kib = rss_kib(tree_pids(sut.proc.pid))
+        cpu0 = sut.cpu()
+        setup_s = n / rate
+        uac = start(sipp_argv(f"127.0.0.1:{sut.port}", "-sn", "uac", "-s", "1000", "-p", str(free_port()),
+                              "-mp", str(free_port(pair=True)), "-r", f"{rate:g}", "-m", str(n), "-l", str(n),
+                              "-d", str(hold_ms), "-recv_timeout", str(RECV_TIMEOUT_MS),
+                              "-timeout", f"{int(setup_s + hold_ms / 1000 + 30)}s", "-stf", str(uac_stf)),
+                    work / f"uac-{tag}.out", sut=False, cwd=work)
+        time.sleep(setup_s + 3.0)
+        cpu1 = sut.cpu()
+        res.setup_ms = 1000 * (cpu1 - cpu0) / n
+        if setup_s + 3.0 + rest_s + 2.0 > hold_ms / 1000:
+            res.note = f"(hold {hold_ms} ms is too short for the rest window)"
+        t1 = time.time()
+        time.sleep(rest_s)
+        res.cpu_rest = (sut.cpu() - cpu1) / (time.time() - t1)
+        res.rss_kib = rss_kib(tree_pids(sut.proc.pid))
+        res.up = sipp_current(uac_stf)
+        if stat(read_stf(uac_stf), "FailedCall(C)"):
+            res.note += f" {stat(read_stf(uac_stf), 'FailedCall(C)')} calls failed"
+        return res
+    finally:
+        stop(uac)
+        stop(uas)
+        sut.stop()
 
 
 # ---------------------------------------------------------------------- (b) SIP UAC + RTP
@@ -953,7 +1109,7 @@ def run_media(sut: Sut, work: Path, n: int, seconds: float, setup_rate: float = 
             res.note += f" {load.dropped} calls hung up by the SUT"
         if delta:  # where the kernel dropped packets: a full receive buffer
             echo, ours = delta.pop(uas_media, 0), delta.pop(load.rtp_port, 0)
-            sut_rtp = sum(n for port, n in delta.items() if 10000 <= port <= 20001)
+            sut_rtp = sum(n for port, n in delta.items() if RTP_START <= port <= RTP_END + 1)
             res.note += (f" kernel drops: SIPp echo socket {echo}, our RTP socket {ours}, "
                          f"SUT RTP sockets {sut_rtp}")
         if late > seconds * 1000 * 0.02:
@@ -1117,10 +1273,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=30.0, help="confirmation run length in s (default 30)")
     parser.add_argument("--quick", action="store_true", help="5 s confirmation runs, 2 s probes, short profiles")
-    parser.add_argument("--only", choices=SYSTEMS, action="append", help="run only this system (repeatable)")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: a,b,c,profile")
+    parser.add_argument("--only", action="append", help="run only these systems (repeatable or comma-separated)")
+    parser.add_argument("--skip", default="", help="comma-separated parts or systems to skip: a,b,c,d,profile,asterisk,...")
     parser.add_argument("--no-profile", action="store_true", help="same as --skip profile")
-    parser.add_argument("--hold", type=int, default=1000, help="call hold time in ms for (a) (default 1000)")
+    parser.add_argument("--hold", default="0,1000",
+                        help="call hold times in ms for (a), comma-separated; (a) runs once per hold (default 0,1000)")
+    parser.add_argument("--held", type=int, default=5000, help="concurrent calls for (d) (default 5000)")
+    parser.add_argument("--held-rate", type=float, default=200.0, help="set-up rate of (d) in calls/s (default 200)")
     parser.add_argument("--users", type=int, default=1000, help="users for (c) (default 1000)")
     parser.add_argument("--verbose", type=int, default=0, help="hookflash asterisk.conf verbose (default 0)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, SIPp CSVs)")
@@ -1135,7 +1294,12 @@ def main() -> int:
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if args.no_profile:
         skip.add("profile")
-    systems = args.only or list(SYSTEMS)
+    holds = [int(h) for h in args.hold.split(",") if h.strip()]
+    only = [x.strip() for o in (args.only or []) for x in o.split(",") if x.strip()]
+    for x in only:
+        if x not in SYSTEMS:
+            parser.error(f"--only {x}: not one of {', '.join(SYSTEMS)}")
+    systems = [x for x in (only or SYSTEMS) if x not in skip]
     if shutil.which("sipp") is None:
         say("sipp is not installed (apt-get install -y sip-tester); nothing to do")
         return 1
@@ -1149,13 +1313,13 @@ def main() -> int:
     users = [(str(100000 + i), f"pw{random.getrandbits(40):x}") for i in range(args.users)]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     say(f"SIP benchmark: SUT on core {SUT_CPU}, load on core {GEN_CPU}; confirmation {duration:g} s, "
-        f"probes {probe_s:g} s, hold {args.hold} ms; work dir {work}")
+        f"probes {probe_s:g} s, holds {holds} ms; work dir {work}")
     results: dict[str, dict[str, str]] = {}
     figures: dict[str, dict[str, float]] = {}
     t_start = time.time()
     try:
         for name in systems:
-            sut: Sut = {"hookflash": Hookflash, "sippy": Sippy, "kamailio": Kamailio}[name](work, args.verbose)
+            sut: Sut = {"hookflash": Hookflash, "asterisk": Asterisk, "sippy": Sippy, "kamailio": Kamailio}[name](work, args.verbose)
             results[name], figures[name] = {}, {}
             why = sut.available()
             say(f"\n== {name}")
@@ -1163,19 +1327,20 @@ def main() -> int:
                 say(f"  not run: {why}")
                 results[name] = {p: f"n/a ({why})" for p in "abc"}
                 continue
-            if "a" not in skip:
-                say("  (a) call rate (SIPp uac -> SUT -> SIPp uas)")
-                best, _ = search(lambda r, s: run_calls(sut, work, r, s, args.hold), 3, 50, 3000,
-                                 probe_s, duration, bisect_steps, "(a)")
+            for hold in ([] if "a" in skip else holds):
+                key = f"a{hold}"
+                say(f"  (a) call rate (SIPp uac -> SUT -> SIPp uas), -d {hold}")
+                best, _ = search(lambda r, s: run_calls(sut, work, r, s, hold), 3, 50, 3000,
+                                 probe_s, duration, bisect_steps, f"(a -d {hold})")
                 if best:
                     ms = 1000 * best.cpu / best.ok
-                    figures[name]["a"], figures[name]["a_ms"] = best.rate, ms
-                    results[name]["a"] = f"{best.rate:g} calls/s for {duration:g} s, {ms:.2f} ms CPU/call"
+                    figures[name][key], figures[name][key + "_ms"] = best.rate, ms
+                    results[name][key] = f"{best.rate:g} calls/s for {duration:g} s, {ms:.2f} ms CPU/call"
                     if best.rate >= 3000:
-                        results[name]["a"] += " (the search cap: SIPp-bound, not the SUT's limit)"
+                        results[name][key] += " (the search cap: SIPp-bound, not the SUT's limit)"
                 else:
-                    results[name]["a"] = "no rate held"
-                say(f"  => (a) {results[name]['a']}")
+                    results[name][key] = "no rate held"
+                say(f"  => (a -d {hold}) {results[name][key]}")
             if "b" not in skip:
                 if sut.media:
                     say("  (b) relayed audio (our UAC+RTP -> SUT -> SIPp uas -rtp_echo -> back)")
@@ -1219,12 +1384,20 @@ def main() -> int:
                 else:
                     results[name]["c"] = "n/a: not a registrar in this setup (b2bua_simple only proxies REGISTER)"
                 say(f"  => (c) {results[name]['c']}")
+            if "d" not in skip and sut.media:
+                hold_ms = max(60000, int(1000 * (args.held / args.held_rate + 20)))
+                say(f"  (d) {args.held} held calls (-d {hold_ms}, set up at {args.held_rate:g}/s), media anchored, idle")
+                h = run_held(sut, work, args.held, args.held_rate, hold_ms)
+                results[name]["d"] = h.line()
+                figures[name]["d_kib"] = (h.rss_kib - h.rss0_kib) / max(1, h.up)
+                figures[name]["d_cpu"] = h.cpu_rest
+                say(f"  => (d) {results[name]['d']}")
             if name == "hookflash" and "profile" not in skip:
                 assert isinstance(sut, Hookflash)
-                a_rate = min(200.0, 0.8 * figures[name].get("a", 100.0))
+                a_rate = min(200.0, 0.8 * figures[name].get(f"a{holds[-1]}" if holds else "", 100.0))
                 b_calls = int(min(200, figures[name].get("b", 100)))
                 for kind, load in (("a", a_rate), ("b", float(b_calls))):
-                    lines = profile(sut, work, kind, load, prof_s, args.hold)
+                    lines = profile(sut, work, kind, load, prof_s, holds[-1] if holds else 1000)
                     results[name][f"profile-{kind}"] = "\n".join(lines)
                     say("\n".join(lines))
     except KeyboardInterrupt:
@@ -1234,18 +1407,28 @@ def main() -> int:
     # ---------------------------------------------------------------- summary
     say(f"\n== summary ({time.time() - t_start:.0f} s)")
     for name, parts in results.items():
-        for part in "abc":
-            if part in parts:
-                say(f"  {name:9s} ({part}) {parts[part]}")
+        for part, text in parts.items():
+            if not part.startswith("profile"):
+                say(f"  {name:9s} ({part}) {text}")
     hf = figures.get("hookflash", {})
+    ast = figures.get("asterisk", {})
     sp = figures.get("sippy", {})
     km = figures.get("kamailio", {})
     say("\n  targets (hookflash on one core):")
-    if "a" in hf:
-        line = f"    (a) {hf['a']:g} calls/s vs target 300"
-        if "a" in sp:
-            line += f" and 1.2 x sippy = {1.2 * sp['a']:g} ({hf['a'] / sp['a']:.2f} x sippy)"
-        say(line + (" -> met" if hf["a"] >= max(300, 1.2 * sp.get("a", 0)) else " -> not met"))
+    for hold in holds:
+        key = f"a{hold}"
+        if key not in hf:
+            continue
+        line = f"    (a -d {hold}) {hf[key]:g} calls/s, {hf[key + '_ms']:.2f} ms CPU/call"
+        if key in ast:
+            rate_x, cpu_x = hf[key] / ast[key], hf[key + "_ms"] / ast[key + "_ms"]
+            line += (f": {rate_x:.2f} x Asterisk's rate (target >= 1.25), {cpu_x:.2f} x its CPU/call "
+                     f"(target <= 0.8) -> {'met' if rate_x >= 1.25 and cpu_x <= 0.8 else 'not met'}")
+        if key in sp:
+            line += f"; {hf[key] / sp[key]:.2f} x sippy"
+        if key in km:
+            line += f"; {hf[key] / km[key]:.2f} x Kamailio"
+        say(line)
     if "b" in hf:
         say(f"    (b) {hf['b']:g} relayed calls vs target 300 (stretch 500)"
             f" -> {'met' if hf['b'] >= 300 else 'not met'}{', stretch met' if hf['b'] >= 500 else ''}")
@@ -1254,6 +1437,11 @@ def main() -> int:
         if "c" in km:
             ratio = hf["c"] / km["c"]
             line += f" = {ratio:.2f} x Kamailio ({km['c']:g}/s) vs target 0.15 x -> {'met' if ratio >= 0.15 else 'not met'}"
+        say(line)
+    if "d_kib" in hf:
+        line = f"    (d) {hf['d_kib']:.1f} KiB/call held, CPU at rest {100 * hf['d_cpu']:.1f} %"
+        if "d_kib" in ast:
+            line += f" (Asterisk: {ast['d_kib']:.1f} KiB/call, {100 * ast['d_cpu']:.1f} %)"
         say(line)
     if args.keep:
         say(f"\nlogs and SIPp CSVs kept in {work}")
