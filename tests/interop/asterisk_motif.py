@@ -37,8 +37,9 @@ chan_motif sends a session-initiate with an empty ``<transport/>`` and then hang
 tests/data/jingle/asterisk20-motif-NOTES.md). Asterisk was therefore configured against an
 external (not the bundled, downloaded) pjproject 2.17 built from its git tag with Asterisk's
 config_site.h and configure switches (``/work/asterisk/build-pjproject.sh``); res_rtp_asterisk
-then needs the res_pjproject module, and the pjproject libraries need LD_LIBRARY_PATH (set by
-:class:`Asterisk`). More in tests/interop/README.md.
+then needs the res_pjproject module (and res_sorcery_config). pjproject is linked with an
+rpath; :class:`Asterisk` sets LD_LIBRARY_PATH too, in case it is not. More in
+tests/interop/README.md.
 
 What this module does
 ---------------------
@@ -72,8 +73,8 @@ ROOT = Path(os.environ.get("ASTERISK_ROOT", "/work/asterisk/root"))
 ASTERISK = ROOT / "sbin" / "asterisk"
 MODDIR = ROOT / "lib" / "asterisk" / "modules"
 D = textwrap.dedent
-# pjproject 2.17 built as shared libraries (for ICE); its .so files carry no rpath, so the
-# indirect ones (libpjsip -> libpjlib-util) are found only through LD_LIBRARY_PATH
+# pjproject 2.17 built as shared libraries (for ICE); without an rpath in them the indirect
+# ones (libpjsip -> libpjlib-util) are found only through LD_LIBRARY_PATH
 PJPROJECT_LIB = Path(os.environ.get("PJPROJECT_LIB", "/work/asterisk/pjproject/lib"))
 
 # Modules loaded by default (modules.conf has autoload=no).
