@@ -26,6 +26,7 @@ import numpy as np
 
 from hookflash.motif.jingle import (
     NS_JINGLE,
+    NS_JMI,
     Candidate,
     Content,
     Fingerprint,
@@ -152,8 +153,12 @@ class JinglePeer(XmppUser):
 
     def __init__(self, server: Prosody, user: str, resource: str = "phone", tone: float = 1000.0,
                  answer: str = "accept", ring_for: float = 0.3, codecs: tuple[str, ...] = ("audio/opus", "audio/PCMU"),
-                 bad_fingerprint: bool = False) -> None:
+                 bad_fingerprint: bool = False, jmi: bool = False) -> None:
         _loopback_only()
+        self.jmi = jmi
+        self.jmi_seen: list[str] = []  # JMI elements received, as "what:id"
+        self._proceeds: dict[str, asyncio.Future[str]] = {}
+        self._proceeded: set[str] = set()  # JMI ids we said proceed to
         super().__init__(server, user, resource=resource)
         self.tone = tone
         self.answer = answer
@@ -171,8 +176,11 @@ class JinglePeer(XmppUser):
         from slixmpp.xmlstream.matcher import MatchXPath
         c = self.client
         c.register_plugin("xep_0115")
-        for f in FEATURES:
+        for f in FEATURES + (("urn:xmpp:jingle-message:0",) if self.jmi else ()):
             c.plugin["xep_0030"].add_feature(f)
+        for what in ("propose", "proceed", "reject", "retract", "ringing", "accept"):  # no body: no "message" event
+            c.register_handler(Callback(f"jmi {what}", MatchXPath(f"{{{c.default_ns}}}message/{{{NS_JMI}}}{what}"),
+                                        self._on_jmi))
         c.register_handler(Callback("jingle", MatchXPath(f"{{{c.default_ns}}}iq/{{{NS_JINGLE}}}jingle"), self._on_iq))
         c.add_filter("in", self._log)
 
@@ -182,6 +190,46 @@ class JinglePeer(XmppUser):
             with self._lock:
                 self.stanzas.append(text)
         return stanza
+
+    # ------------------------------------------------------------------ XEP-0353
+    def _jmi_send(self, to: str, what: str, sid: str, media: bool = False, reason: str = "") -> None:
+        msg = self.client.make_message(mto=to, mtype="chat")
+        el = ET.SubElement(msg.xml, f"{{{NS_JMI}}}{what}", {"id": sid})
+        if media:
+            ET.SubElement(el, "{urn:xmpp:jingle:apps:rtp:1}description", {"media": "audio"})
+        if reason:
+            ET.SubElement(ET.SubElement(el, f"{{{NS_JINGLE}}}reason"), f"{{{NS_JINGLE}}}{reason}")
+        with self._lock:
+            self.stanzas.append(str(msg))
+        msg.send()
+
+    def _on_jmi(self, msg: Any) -> None:
+        for el in msg.xml:
+            if not el.tag.startswith(f"{{{NS_JMI}}}"):
+                continue
+            what, sid = el.tag.split("}", 1)[1], el.get("id") or ""
+            with self._lock:
+                self.stanzas.append(str(msg))
+            self.jmi_seen.append(f"{what}:{sid}")
+            sender = str(msg["from"])
+            if what == "propose" and self.jmi:
+                asyncio.ensure_future(self._answer_propose(sender, sid))
+            elif what in ("proceed", "reject") and sid in self._proceeds and not self._proceeds[sid].done():
+                if what == "proceed":
+                    self._proceeds[sid].set_result(sender)
+                else:
+                    self._proceeds[sid].set_exception(ConnectionRefusedError("rejected"))
+
+    async def _answer_propose(self, sender: str, sid: str) -> None:
+        if self.answer in ("decline", "busy"):
+            self._jmi_send(sender, "reject", sid, reason=self.answer)
+            return
+        self._jmi_send(sender, "ringing", sid)
+        if self.answer == "ignore":
+            return
+        await asyncio.sleep(self.ring_for)
+        self._proceeded.add(sid)
+        self._jmi_send(sender, "proceed", sid)
 
     # ------------------------------------------------------------------ aiortc
     def _pc(self, sess: PeerSession) -> Any:
@@ -247,15 +295,17 @@ class JinglePeer(XmppUser):
                 asyncio.ensure_future(sess.pc.close())
 
     async def _incoming(self, sess: PeerSession, j: Jingle) -> None:
-        if self.answer in ("decline", "busy"):
+        proceeded = sess.sid in self._proceeded
+        if not proceeded:
+            if self.answer in ("decline", "busy"):
+                await asyncio.sleep(self.ring_for)
+                await self._terminate(sess, self.answer)
+                return
+            await self._send(sess, Jingle("session-info", sess.sid, initiator=sess.remote, info="ringing"))
+            sess.state = "ringing"
+            if self.answer == "ignore":
+                return
             await asyncio.sleep(self.ring_for)
-            await self._terminate(sess, self.answer)
-            return
-        await self._send(sess, Jingle("session-info", sess.sid, initiator=sess.remote, info="ringing"))
-        sess.state = "ringing"
-        if self.answer == "ignore":
-            return
-        await asyncio.sleep(self.ring_for)
         if sess.state == "ended":
             return
         from aiortc import RTCSessionDescription
@@ -298,6 +348,11 @@ class JinglePeer(XmppUser):
 
     async def _call(self, to: str) -> str:
         sid = secrets.token_hex(8)
+        if self.jmi:  # ring the bare JID first; the resource that proceeds gets the session
+            fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            self._proceeds[sid] = fut
+            self._jmi_send(to.split("/", 1)[0], "propose", sid, media=True)
+            to = await asyncio.wait_for(fut, 15)
         sess = PeerSession(sid, to, outgoing=True)
         self.sessions[sid] = sess
         pc = sess.pc = self._pc(sess)

@@ -48,6 +48,27 @@ def free_port(kind: int = socket.SOCK_DGRAM, pair: bool = False, both: bool = Fa
     raise RuntimeError("no free port")
 
 
+def free_range(count: int, low: int = 20000, high: int = 32000) -> int:
+    """An even port with ``count`` free UDP ports from it, below Linux's ephemeral range
+    (32768-60999), so no socket bound to port 0 (aioice, SIPp, the OS) lands in it later."""
+    import random
+    for _ in range(200):
+        base = random.randrange(low, high - count) & ~1
+        socks = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port range")
+
+
 def need(program: str) -> None:
     import pytest
     if shutil.which(program) is None:
@@ -151,7 +172,7 @@ class Baresip:
         source_wav = self.source_wav
         self.sip_port = free_port(both=True)
         self.ctrl_port = free_port(socket.SOCK_STREAM)
-        rtp = free_port(pair=True)
+        rtp = free_range(42)
         (self.dir / "config").write_text(textwrap.dedent(f"""\
             poll_method\t\tepoll
             sip_listen\t\t127.0.0.1:{self.sip_port}

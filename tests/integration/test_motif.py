@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.sip_peers import Baresip, Server, dominant, free_port, need, tone_wav
+from tests.integration.sip_peers import Baresip, Server, dominant, free_port, free_range, need, tone_wav
 from tests.integration.test_voicemail import wait_for
 from tests.integration.xmpp_server import Prosody, need_prosody, need_slixmpp
 
@@ -76,6 +76,11 @@ exten => 123,1,Verbose(2,Extension 123 calling alice@localhost)
  same => n,Dial(Motif/google/alice@localhost,{timeout})
  same => n,Hangup()
 exten => h,1,Set(DB(motif/out)=${DIALSTATUS})
+
+exten => 124,1,Dial(Motif/google/alice@localhost,4)
+ same => n,Set(DB(motif/fault)=${DIALSTATUS})
+ same => n,Hangup()
+
 """
 
 # media only on loopback: ICE host candidates and the candidates we probe
@@ -84,7 +89,7 @@ RTP = "[general]\nrtpstart={start}\nrtpend={end}\nice_deny=0.0.0.0/0,::/0\nice_p
 
 class Rig:
     def __init__(self, tmp: Path, allow: str = "ulaw", timeout: int = 30, extra: str = "",
-                 answer: str = "accept", bad_fingerprint: bool = False) -> None:
+                 answer: str = "accept", bad_fingerprint: bool = False, jmi: bool = False) -> None:
         need("baresip")
         need_prosody()
         need_slixmpp()
@@ -93,7 +98,7 @@ class Rig:
         self.prosody.befriend("asterisk", "alice")
         self.prosody.start()
         self.port = free_port()
-        start = free_port(pair=True)
+        start = free_range(202)
         self.server = Server(tmp / "etc", {
             "sip.conf": SIP.format(port=self.port),
             "extensions.conf": DIALPLAN.replace("{timeout}", str(timeout)),
@@ -107,7 +112,7 @@ class Rig:
         try:
             wait_for(lambda: "Connected" in self.server.rx("xmpp show connections"), what="the XMPP connection")
             self.alice = JinglePeer(self.prosody, "alice", tone=1000.0, answer=answer,
-                                    bad_fingerprint=bad_fingerprint).start()
+                                    bad_fingerprint=bad_fingerprint, jmi=jmi).start()
             wait_for(lambda: "Resource: phone" in self.server.rx("xmpp show buddies"), what="alice's presence")
         except BaseException:
             self.close()
@@ -179,3 +184,133 @@ def test_dial_motif_from_a_sip_phone_rings_the_jingle_peer(rig: Rig) -> None:
     assert abs(sip_heard(phone) - 1000) < 15
     wait_for(lambda: "ANSWER" in rig.server.rx("database get motif out"), what="DIALSTATUS")
     assert "0 Jingle session(s)" in rig.server.rx("motif show sessions")
+
+
+def test_opus_from_the_jingle_side_is_transcoded_for_the_sip_phone(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, allow="opus,ulaw")
+    try:
+        phone = rig.sip_phone(440)
+        alice = rig.alice
+        assert alice is not None
+        phone.command("dial", f"sip:123@127.0.0.1:{rig.port}")
+        sess = alice.wait_session(lambda s: s.state == "active" and s.media_at, timeout=20)
+        phone.wait_event("CALL_ESTABLISHED", timeout=15)
+        sessions = rig.server.rx("motif show sessions")
+        assert re.search(r"alice@localhost/phone\s+out\s+ice-udp\s+opus\s+yes", sessions), sessions
+        time.sleep(3)
+        freq, seconds = alice.heard(sess, skip=1.0)
+        assert seconds > 1.0 and abs(freq - 440) < 15, (freq, seconds)
+        alice.hangup(sess.sid)
+        phone.wait_event("CALL_CLOSED", timeout=10)
+        assert abs(sip_heard(phone) - 1000) < 15
+    finally:
+        rig.close()
+
+
+def test_jingle_message_initiation_both_ways(tmp_path: Path) -> None:
+    """XEP-0353 as Conversations, Dino and Movim use it: propose/ringing/proceed, then Jingle."""
+    rig = Rig(tmp_path, jmi=True)
+    try:
+        phone = rig.sip_phone(440)
+        alice = rig.alice
+        assert alice is not None
+        phone.command("dial", f"sip:123@127.0.0.1:{rig.port}")
+        sess = alice.wait_session(lambda s: s.state == "active" and s.media_at, timeout=20)
+        assert any(seen.startswith("propose:") and seen.endswith(sess.sid) for seen in alice.jmi_seen), alice.jmi_seen
+        phone.wait_event("CALL_ESTABLISHED", timeout=15)
+        alice.hangup(sess.sid)
+        phone.wait_event("CALL_CLOSED", timeout=10)
+        # and alice rings the PBX with a propose: it proceeds, the call lands on s
+        sid = alice.call("asterisk@localhost")
+        assert f"proceed:{sid}" in alice.jmi_seen
+        alice.wait_session(lambda s: s.sid == sid and s.state == "active" and s.media_at, timeout=15)
+        phone.wait_event("CALL_ESTABLISHED", timeout=15)
+        alice.hangup(sid)
+    finally:
+        rig.close()
+
+
+@pytest.mark.parametrize("answer,status", [("decline", "NOANSWER"), ("busy", "BUSY"), ("ignore", "NOANSWER")])
+def test_a_jingle_callee_that_declines_is_busy_or_never_answers(tmp_path: Path, answer: str, status: str) -> None:
+    rig = Rig(tmp_path, answer=answer)
+    try:
+        phone = rig.sip_phone(440)
+        alice = rig.alice
+        assert alice is not None
+        phone.command("dial", f"sip:124@127.0.0.1:{rig.port}")
+        wait_for(lambda: rig.server.rx("database get motif fault").strip().endswith(status), timeout=15, what=status)
+        if answer == "ignore":  # Dial's timeout: we cancel the session
+            sess = alice.wait_session(lambda s: s.state == "ended", timeout=5)
+            assert sess.reason == "cancel"
+        assert "0 Jingle session(s)" in rig.server.rx("motif show sessions")
+    finally:
+        rig.close()
+
+
+def test_a_dtls_fingerprint_that_does_not_match_ends_the_call(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, bad_fingerprint=True)
+    try:
+        phone = rig.sip_phone(440)
+        alice = rig.alice
+        assert alice is not None
+        phone.command("dial", f"sip:124@127.0.0.1:{rig.port}")
+        wait_for(lambda: "CONGESTION" in rig.server.rx("database get motif fault"), timeout=20,
+                 what="CONGESTION after the DTLS failure")
+        sess = alice.wait_session(lambda s: s.state == "ended", timeout=5)
+        assert sess.reason == "security-error"
+        assert "does not match its fingerprint" in rig.server.output()
+    finally:
+        rig.close()
+
+
+def test_malformed_jingle_is_refused_and_the_pbx_goes_on(rig: Rig) -> None:
+    alice = rig.alice
+    assert alice is not None
+    pbx = "asterisk@localhost/pbx"
+    j = "urn:xmpp:jingle:1"
+    rtp = "urn:xmpp:jingle:apps:rtp:1"
+    ice = "urn:xmpp:jingle:transports:ice-udp:1"
+    bad = [
+        f"<jingle xmlns='{j}' action='session-initiate' sid='a1'><content name='a'><description xmlns='{rtp}' media='audio'>"
+        f"<payload-type id='abc' name='PCMU'/></description><transport xmlns='{ice}'/></content></jingle>",
+        f"<jingle xmlns='{j}' action='session-initiate' sid='a2'><content name='a'><description xmlns='{rtp}' media='audio'>"
+        f"<payload-type id='0' name='PCMU'/></description><transport xmlns='{ice}' ufrag='u' pwd='p'>"
+        f"<candidate component='1' foundation='1' generation='0' id='x' ip='127.0.0.1' port='99999' priority='1' protocol='udp' type='host'/>"
+        f"</transport></content></jingle>",
+        f"<jingle xmlns='{j}' action='session-explode' sid='a3'/>",
+        f"<jingle xmlns='{j}' action='session-initiate'/>",
+        "<session xmlns='http://www.google.com/session' type='initiate' id='g1'/>",
+        f"<jingle xmlns='{j}' action='session-terminate' sid='nosuch'><reason><success/></reason></jingle>",
+    ]
+    replies = [alice.send_raw(pbx, x) for x in bad]
+    assert replies[0] == "error:bad-request" and replies[1] == "error:bad-request"
+    assert replies[2] == "error:feature-not-implemented" and replies[3] == "error:bad-request"
+    assert replies[4] in ("error:feature-not-implemented", "error:service-unavailable"), replies[4]
+    assert replies[5] == "error:item-not-found"
+    out = rig.server.output()
+    assert "Malformed Jingle from alice@localhost/phone: payload-type id 'abc' is not a number" in out
+    # and a proper call still works
+    phone = rig.sip_phone(440)
+    sid = alice.call(pbx)
+    alice.wait_session(lambda s: s.sid == sid and s.state == "active" and s.media_at, timeout=15)
+    phone.wait_event("CALL_ESTABLISHED", timeout=15)
+    alice.hangup(sid)
+
+
+def test_a_peer_that_vanishes_from_the_media_path_is_hung_up(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, extra="rtptimeout=2")
+    try:
+        alice = rig.alice
+        assert alice is not None
+        phone = rig.sip_phone(440)
+        sid = alice.call("asterisk@localhost/pbx")
+        sess = alice.wait_session(lambda s: s.sid == sid and s.state == "active" and s.media_at, timeout=15)
+        phone.wait_event("CALL_ESTABLISHED", timeout=15)
+        alice.drop_media(sid)
+        wait_for(lambda: sess.state == "ended", timeout=15, what="the PBX's session-terminate")
+        assert sess.reason == "connectivity-error"
+        assert "no media from the peer for 2 s (rtptimeout)" in rig.server.output()
+        phone.wait_event("CALL_CLOSED", timeout=10)  # the bridged SIP leg is hung up too
+        wait_for(lambda: "0 active channels" in rig.server.rx("core show channels"), what="no channels")
+    finally:
+        rig.close()

@@ -89,7 +89,9 @@ class MotifTech(ChannelTech):
         self.jc = call
 
     async def call(self, chan: Channel, dest: str, timeout: float) -> None:
-        await self.jc.start_outgoing()
+        # Dial calls its legs one after the other: the set-up (disco, JMI, IQs) runs on
+        # its own and reports through the channel's controls
+        self.jc.module.spawn(self.jc.run_outgoing())
 
     async def answer(self, chan: Channel) -> None:
         await self.jc.answer()
@@ -175,6 +177,15 @@ class JingleCall:
         self.content_creator = "initiator"
         self.offer: Jingle | None = None  # the session-initiate we sent or received
         self.remote_fp: Fingerprint | None = None
+        # what the peer told us of its transport so far: the initiate or accept, and any
+        # transport-info (chan_motif sends its ufrag, pwd and candidates only there)
+        self.remote_ufrag = ""
+        self.remote_pwd = ""
+        self.remote_candidates: list[Any] = []
+        self.remote_fingerprint: Fingerprint | None = None
+        self._remote_creds = asyncio.Event()
+        self.jmi = False  # the session was set up with Jingle Message Initiation (XEP-0353)
+        self.proceeded: asyncio.Future[str] | None = None
         self.chosen: tuple[PayloadType, str, PayloadType | None] | None = None
         self.accepted = False  # session-accept sent or received
         self.media_up = False
@@ -183,6 +194,7 @@ class JingleCall:
         self.created = time.time()
         self.local_jid = ""
         self._media_task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
         self._gathered: asyncio.Task[list[Any]] | None = None
         self.cause = 0
 
@@ -227,6 +239,23 @@ class JingleCall:
         fp = self.media.local_fingerprint(setup) if self._dtls_offered() else None
         return Transport("ice-udp", self.media.ufrag, self.media.pwd, cands, fp)
 
+    def absorb(self, t: Transport | None) -> None:
+        """Take what a remote transport element says (ufrag/pwd, candidates, fingerprint)."""
+        if t is None:
+            return
+        if t.ufrag and t.pwd:
+            self.remote_ufrag, self.remote_pwd = t.ufrag, t.pwd
+            self._remote_creds.set()
+        if t.fingerprint is not None:
+            self.remote_fingerprint = t.fingerprint
+        new = [c for c in t.candidates if (c.ip, c.port, c.component) not in
+               {(o.ip, o.port, o.component) for o in self.remote_candidates}]
+        self.remote_candidates.extend(new[:64])
+        if self.media is not None and new and self._remote_creds.is_set():
+            self.module.spawn(self.media.add_candidates(new))
+        if t.kind == "raw-udp" and t.candidates:
+            self._remote_creds.set()
+
     def _iq(self, jingle: Jingle) -> Any:
         iq = self.xmpp.make_iq_set(ito=self.peer)
         iq.xml.append(build_jingle(jingle))
@@ -259,12 +288,40 @@ class JingleCall:
         return self.local_jid if self.outgoing else self.peer
 
     # ================================================================== outgoing
+    async def run_outgoing(self) -> None:
+        try:
+            await self.start_outgoing()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("Jingle call to %s failed: %s", self.peer, exc)
+            if self.chan is not None:
+                self.chan.hangupcause = self.chan.hangupcause or 38
+                self.chan.queue_control(Control.CONGESTION)
+            await self.terminate("general-error")
+
     async def start_outgoing(self) -> None:
         chan = self.chan
         assert chan is not None
         ep = self.endpoint
-        self.peer = await self.module.resolve(self.client, self.peer)
+        self.peer, self.jmi = await self.module.resolve(self.client, self.peer)
         self.local_jid = str(self.xmpp.boundjid.full)
+        if self.jmi:
+            # XEP-0353: ring every device of the bare JID; the one that proceeds gets the session
+            self.module.calls[self.sid] = self
+            self.proceeded = asyncio.get_running_loop().create_future()
+            self.module.jmi_send(self.client, self.peer, "propose", self.sid, media=True)
+            try:
+                self.peer = await self.proceeded
+            except (JmiRejected, asyncio.CancelledError) as exc:
+                self.ended = True
+                busy = isinstance(exc, JmiRejected) and exc.reason == "busy"
+                chan.hangupcause = HangupCause.USER_BUSY if busy else HangupCause.CALL_REJECTED
+                chan.queue_control(Control.BUSY if busy else Control.HANGUP)
+                self._release()
+                return
+            if self.ended:
+                return
         if self.kind == "raw-udp":
             self.rtp = await RtpSession.open(self.module.addresses[0] if self.module.addresses else "127.0.0.1",
                                              self.module.ports)
@@ -274,6 +331,9 @@ class JingleCall:
             self.rtp = self._rtp_over(self.media)
         self.rtp.channel = chan
         transport = await self._local_transport("actpass")
+        if self.ended or chan.softhangup:
+            self._release()
+            return
         content = Content(self.content_name, "initiator", payloads=offer_payloads(ep.allow, ep.maxpayloads),
                           rtcp_mux=self.kind == "ice-udp", transport=transport)
         self.offer = Jingle("session-initiate", self.sid, initiator=self.local_jid, contents=[content])
@@ -315,7 +375,8 @@ class JingleCall:
         self.accepted = True
         self.chosen = chosen
         self._use_codec(*chosen)
-        self._media_task = self.module.spawn(self._start_media(content.transport, controlling=True))
+        self.absorb(content.transport)
+        self._media_task = self.module.spawn(self._start_media(content.transport.kind, controlling=True))
 
     # ================================================================== incoming
     async def start_incoming(self, j: Jingle) -> None:
@@ -326,6 +387,7 @@ class JingleCall:
         assert content is not None and content.transport is not None
         self.content_name, self.content_creator = content.name, content.creator
         self.kind = content.transport.kind
+        self.absorb(content.transport)
         self.local_jid = str(self.xmpp.boundjid.full)
         chosen = choose(content.payloads, ep.allow)
         fp = content.transport.fingerprint
@@ -376,7 +438,7 @@ class JingleCall:
         if remote.fingerprint is not None and remote.fingerprint.setup == "active":
             setup = "passive"
         transport = await self._local_transport(setup)
-        if remote.fingerprint is None:
+        if remote.fingerprint is None and self.remote_fingerprint is None:
             transport.fingerprint = None  # plain RTP, as the offer
         pt, _, dtmf = self.chosen
         payloads = [pt] + ([dtmf] if dtmf is not None else [])
@@ -385,31 +447,35 @@ class JingleCall:
         accept = Jingle("session-accept", self.sid, initiator=self._initiator(), responder=self.local_jid,
                         contents=[content])
         self.accepted = True
-        self._media_task = self.module.spawn(self._start_media(remote, controlling=False))
+        self._media_task = self.module.spawn(self._start_media(remote.kind, controlling=False))
         if not await self._send(accept):
             await self._fail("the peer refused our session-accept", "general-error", 41)
 
     # ================================================================== both
-    async def _start_media(self, remote: Transport, controlling: bool) -> None:
+    async def _start_media(self, kind: str, controlling: bool) -> None:
         rtp = self.rtp
         if rtp is None:
             return
         started = time.monotonic()
         try:
-            if remote.kind == "raw-udp" or self.media is None:
-                if not remote.candidates:
+            if kind == "raw-udp" or self.media is None:
+                if not self.remote_candidates:
                     raise TransportFailed("raw-udp transport without a candidate")
-                c = remote.candidates[0]
+                c = self.remote_candidates[0]
                 if not self.module.filter.allows(c.ip):
                     raise TransportFailed(f"the candidate {c.ip} is not allowed by ice_permit/ice_deny")
                 rtp.set_remote(c.ip, c.port)
             else:
-                fp = remote.fingerprint
+                fp = self.remote_fingerprint
                 if self.endpoint.dtls == "require" and fp is None:
                     raise TransportFailed("DTLS-SRTP is required and the peer offered none", "security-error")
                 self.remote_fp = fp if self.endpoint.dtls != "no" else None
-                self.media.set_remote(remote.ufrag, remote.pwd)
-                await self.media.add_candidates(remote.candidates)
+                try:  # chan_motif sends its ICE credentials in a transport-info after the IQ result
+                    await asyncio.wait_for(self._remote_creds.wait(), self.endpoint.icetimeout)
+                except (TimeoutError, asyncio.TimeoutError):
+                    raise TransportFailed("the peer sent no ICE ufrag and pwd") from None
+                self.media.set_remote(self.remote_ufrag, self.remote_pwd)
+                await self.media.add_candidates(list(self.remote_candidates))
                 await self.media.connect(self.remote_fp, self.endpoint.icetimeout)
                 rtp.remote = self.media.remote_addr
         except TransportFailed as exc:
@@ -423,6 +489,8 @@ class JingleCall:
             return
         self.media_up = True
         self.setup_ms = (time.monotonic() - started) * 1000
+        if self.endpoint.rtptimeout:
+            self._watch_task = self.module.spawn(self._watch_media(self.endpoint.rtptimeout))
         chan = self.chan
         log.debug("Jingle media up with %s in %.1f ms (%s%s)", self.peer, self.setup_ms,
                   self.kind, ", DTLS-SRTP" if self.remote_fp else "")
@@ -431,6 +499,20 @@ class JingleCall:
             if self.outgoing and not self.ended:
                 chan.set_up()
                 chan.queue_control(Control.ANSWER)
+
+    async def _watch_media(self, limit: float) -> None:
+        rtp = self.rtp
+        last, quiet = -1, 0.0
+        step = min(1.0, limit / 2)
+        while rtp is not None and not self.ended and not rtp.closed:
+            await asyncio.sleep(step)
+            seen = rtp.stats.packets_in
+            held = self.chan is not None and self.chan.get_var("MOTIF_HOLD") == "yes"
+            quiet = 0.0 if (seen != last or held) else quiet + step
+            last = seen
+            if quiet >= limit:
+                await self._fail(f"no media from the peer for {limit:g} s (rtptimeout)", "connectivity-error", 38)
+                return
 
     def _transport_lost(self, exc: TransportFailed) -> None:
         if not self.ended:
@@ -462,9 +544,7 @@ class JingleCall:
                     chan.set_var("MOTIF_HOLD", "yes" if j.info == "hold" else "no")
         elif j.action == "transport-info":
             for content in j.contents:
-                t = content.transport
-                if t is not None and self.media is not None and t.candidates:
-                    self.module.spawn(self.media.add_candidates(t.candidates))
+                self.absorb(content.transport)
         elif j.action == "session-terminate":
             self._on_terminate(j)
         elif j.action == "content-modify":
@@ -497,6 +577,10 @@ class JingleCall:
         if self.ended:
             return
         self.ended = True
+        if self.jmi and self.offer is None and self.outgoing:
+            self.module.jmi_send(self.client, self.peer, "retract", self.sid)
+        if self.proceeded is not None and not self.proceeded.done():
+            self.proceeded.cancel()
         if self.offer is not None:
             j = Jingle("session-terminate", self.sid, initiator=self._initiator(), reason=reason, reason_text=text)
             if self.xmpp is not None and self.client.connected:
@@ -513,8 +597,9 @@ class JingleCall:
         self._release()
 
     def _release(self) -> None:
-        if self._media_task is not None and not self._media_task.done():
-            self._media_task.cancel()
+        for task in (self._media_task, self._watch_task):
+            if task is not None and not task.done() and task is not asyncio.current_task():
+                task.cancel()
         if self._gathered is not None and not self._gathered.done():
             self._gathered.cancel()
         if self.rtp is not None:
@@ -522,6 +607,12 @@ class JingleCall:
         if self.media is not None:
             self.media.close()
         self.module.calls.pop(self.sid, None)
+
+
+class JmiRejected(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _iq_error(exc: Exception) -> str:

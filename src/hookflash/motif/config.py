@@ -12,6 +12,9 @@ hookflash's own options (documented in docs/jingle.md):
   ``no`` (plain RTP; what Asterisk does), ``require`` (refuse peers without it).
 - ``icetimeout`` (seconds, default 10): how long ICE and DTLS may take once both sides
   have their candidates before the call fails with ``failed-transport``.
+- ``rtptimeout`` (seconds, default 0 = off, as sip.conf's): hang up a call whose peer sent
+  no media for that long while not on hold (``connectivity-error``). ICE consent
+  freshness (RFC 7675) ends a call whose peer stopped answering anyway, after about 30 s.
 
 rtp.conf (``[general]``): ``icesupport``, ``stunaddr`` (host[:port], default port 3478),
 ``turnaddr``/``turnusername``/``turnpassword``, ``ice_host_candidates`` (``local => advertised``
@@ -49,6 +52,7 @@ class MotifEndpoint:
     maxpayloads: int = 30
     dtls: str = "yes"
     icetimeout: float = 10.0
+    rtptimeout: float = 0.0
     filename: str = ""
     lineno: int = 0
 
@@ -127,11 +131,13 @@ def _endpoint_option(ep: MotifEndpoint, var: ConfigVariable) -> None:
                 raise var.error(f"dtls '{value}' is not known", "'dtls=yes', 'dtls=no' or 'dtls=require'") from None
     elif key == "icetimeout":
         ep.icetimeout = float(_int(var, 1, 120))
+    elif key == "rtptimeout":
+        ep.rtptimeout = float(_int(var, 0, 3600))
     else:
         raise var.error(f"unknown option '{var.name}'",
                         "one of context, callgroup, pickupgroup, language, musicclass, parkinglot, "
                         "accountcode, allow, disallow, connection, transport, maxicecandidates, "
-                        "maxpayloads, dtls, icetimeout")
+                        "maxpayloads, dtls, icetimeout, rtptimeout")
 
 
 def parse_motif_conf(conf: ConfigFile | None) -> dict[str, MotifEndpoint]:

@@ -26,12 +26,13 @@ NS_RTP_HDREXT = "urn:xmpp:jingle:apps:rtp:rtp-hdrext:0"
 NS_ICE = "urn:xmpp:jingle:transports:ice-udp:1"
 NS_RAW = "urn:xmpp:jingle:transports:raw-udp:1"
 NS_DTLS = "urn:xmpp:jingle:apps:dtls:0"
+NS_JMI = "urn:xmpp:jingle-message:0"
 NS_GOOGLE_P2P = "http://www.google.com/transport/p2p"
 NS_GOOGLE_SESSION = "http://www.google.com/session"
 NS_GOOGLE_PHONE = "http://www.google.com/session/phone"
 
 # what we put in disco#info so that clients see we take audio calls
-FEATURES = (NS_JINGLE, NS_RTP, NS_RTP_AUDIO, NS_ICE, NS_RAW, NS_DTLS,
+FEATURES = (NS_JINGLE, NS_RTP, NS_RTP_AUDIO, NS_ICE, NS_RAW, NS_DTLS, NS_JMI,
             "urn:xmpp:jingle:apps:rtp:rtcp-fb:0")
 
 ACTIONS = frozenset({

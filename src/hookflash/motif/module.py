@@ -18,13 +18,15 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from hookflash.channels.channel import Control
 from hookflash.conf import ConfigError
 from hookflash.engine.modules import Module, ModuleDeclined
 from hookflash.engine.registry import CliArgs, CliCommand
 from hookflash.media.rtpsession import PortAllocator
 from hookflash.motif.channel import JingleCall, MotifTech
 from hookflash.motif.config import IceConfig, MotifEndpoint, parse_ice_conf, parse_motif_conf
-from hookflash.motif.jingle import FEATURES, NS_ERRORS, NS_JINGLE, NS_RTP_AUDIO, JingleError, parse_jingle
+from hookflash.motif.channel import JmiRejected
+from hookflash.motif.jingle import FEATURES, NS_ERRORS, NS_JINGLE, NS_JMI, NS_RTP, NS_RTP_AUDIO, JingleError, parse_jingle
 from hookflash.motif.transport import AddressFilter, host_addresses
 
 if TYPE_CHECKING:
@@ -37,6 +39,10 @@ log = logging.getLogger("hookflash.motif")
 DISCO_TIMEOUT = 3.0
 DISCO_CACHE = 60.0
 MAX_SESSIONS_PER_PEER = 16  # a flood of session-initiates from one JID is refused beyond this
+
+
+def _takes_audio(features: set[str]) -> bool:
+    return NS_JINGLE in features and (NS_RTP_AUDIO in features or NS_RTP in features)
 
 
 class MotifDriver:
@@ -77,7 +83,8 @@ class MotifModule(Module):
         self.addresses: list[str] = []
         self.ports = PortAllocator()
         self.calls: dict[str, JingleCall] = {}
-        self._disco: dict[str, tuple[float, bool]] = {}
+        self._disco: dict[str, tuple[float, set[str]]] = {}
+        self.proposed: dict[str, tuple[str, float]] = {}  # JMI ids we said proceed to -> (peer, when)
         self._hooked: set[int] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -177,6 +184,11 @@ class MotifModule(Module):
             xmpp.register_handler(Callback(
                 "hookflash jingle", MatchXPath(f"{{{xmpp.default_ns}}}iq/{{{NS_JINGLE}}}jingle"),
                 lambda iq: self._on_iq(client, iq)))
+            # slixmpp's "message" event only fires for messages with a body; JMI has none
+            for what in ("propose", "proceed", "reject", "retract", "ringing", "accept"):
+                xmpp.register_handler(Callback(
+                    f"hookflash jmi {what}", MatchXPath(f"{{{xmpp.default_ns}}}message/{{{NS_JMI}}}{what}"),
+                    lambda msg: self._on_message(client, msg)))
             for feature in FEATURES:
                 try:
                     xmpp.plugin["xep_0030"].add_feature(feature)
@@ -259,33 +271,112 @@ class MotifModule(Module):
         except Exception as exc:
             log.debug("Jingle error reply failed: %s", exc)
 
-    async def resolve(self, client: "XmppClient", target: str) -> str:
-        """The full JID to call (see the module docstring)."""
+    async def resolve(self, client: "XmppClient", target: str) -> tuple[str, bool]:
+        """(the JID to call, whether to ring it with Jingle Message Initiation first).
+
+        A full JID is called as given (JMI only if that resource advertises it). For a bare
+        JID in the roster: when a resource that takes Jingle audio advertises XEP-0353
+        (Conversations, Dino, Movim), every device of the bare JID is rung with a
+        ``propose``; otherwise the first Jingle resource by priority gets the session."""
         if "/" in target:
-            return target
+            features = await self._features(client, target)
+            return target, NS_JMI in features and _takes_audio(features)
         buddy = client.buddies.get(target.lower())
         if buddy is None or not buddy.resources:
-            return target
+            return target, False
+        first = None
         for res in sorted(buddy.resources.values(), key=lambda r: -r.priority):
             full = f"{buddy.jid}/{res.name}"
-            if await self._takes_jingle(client, full):
-                return full
-        return target
+            features = await self._features(client, full)
+            if _takes_audio(features):
+                if NS_JMI in features:
+                    return buddy.jid, True
+                first = first or full
+        return (first or target), False
 
-    async def _takes_jingle(self, client: "XmppClient", full: str) -> bool:
+    async def _features(self, client: "XmppClient", full: str) -> set[str]:
         now = time.monotonic()
         cached = self._disco.get(full)
         if cached is not None and now - cached[0] < DISCO_CACHE:
             return cached[1]
-        ok = False
+        features: set[str] = set()
         try:
             info = await client.xmpp.plugin["xep_0030"].get_info(jid=full, timeout=DISCO_TIMEOUT)
             features = set(info["disco_info"]["features"])
-            ok = NS_JINGLE in features and (NS_RTP_AUDIO in features or "urn:xmpp:jingle:apps:rtp:1" in features)
         except Exception as exc:
             log.debug("disco#info of %s failed: %s", full, exc)
-        self._disco[full] = (now, ok)
-        return ok
+        self._disco[full] = (now, features)
+        return features
+
+    # ------------------------------------------------------------------ XEP-0353
+    def jmi_send(self, client: "XmppClient", to: str, what: str, sid: str, media: bool = False,
+                 reason: str = "") -> None:
+        import xml.etree.ElementTree as ET  # noqa: PLC0415
+        xmpp = client.xmpp
+        if xmpp is None:
+            return
+        msg = xmpp.make_message(mto=to, mtype="chat")
+        el = ET.SubElement(msg.xml, f"{{{NS_JMI}}}{what}", {"id": sid})
+        if media:
+            ET.SubElement(el, f"{{{NS_RTP}}}description", {"media": "audio"})
+        if reason:
+            r = ET.SubElement(el, f"{{{NS_JINGLE}}}reason")
+            ET.SubElement(r, f"{{{NS_JINGLE}}}{reason}")
+        ET.SubElement(msg.xml, "{urn:xmpp:hints}store")
+        msg.send()
+
+    def _on_message(self, client: "XmppClient", msg: Any) -> None:
+        el = None
+        for child in msg.xml:
+            if child.tag.startswith(f"{{{NS_JMI}}}"):
+                el = child
+                break
+        if el is None or msg["type"] == "error":
+            return
+        what = el.tag.split("}", 1)[1]
+        sid = (el.get("id") or "")[:256]
+        sender = str(msg["from"])
+        if not sid or not sid.isprintable():
+            return
+        if what == "propose":
+            self._on_propose(client, el, sid, sender)
+            return
+        call = self.calls.get(sid)
+        if call is None or not call.jmi or call.proceeded is None or call.proceeded.done():
+            if what == "retract" and sid in self.proposed:
+                self.proposed.pop(sid, None)
+            return
+        if sender.split("/", 1)[0].lower() != call.peer.split("/", 1)[0].lower():
+            return  # only the callee's devices speak for the callee
+        if what == "ringing" and call.chan is not None:
+            call.chan.queue_control(Control.RINGING)
+        elif what == "proceed":
+            call.proceeded.set_result(sender)
+        elif what == "reject":
+            reason = el.find(f"{{{NS_JINGLE}}}reason")
+            busy = reason is not None and reason.find(f"{{{NS_JINGLE}}}busy") is not None
+            call.proceeded.set_exception(JmiRejected("busy" if busy else "decline"))
+
+    def _on_propose(self, client: "XmppClient", el: Any, sid: str, sender: str) -> None:
+        """Someone proposes a call (XEP-0353): a PBX takes every call to the dialplan, so we
+        proceed at once and the session-initiate that follows rings the endpoint."""
+        ep = self._endpoint_of(client)
+        if ep is None or "/" not in sender:
+            return
+        desc = [d.get("media") for d in el if d.tag.endswith("}description")]
+        if desc and "audio" not in desc:
+            self.jmi_send(client, sender, "reject", sid, reason="unsupported-applications")
+            return
+        now = time.monotonic()
+        for old, (_, when) in list(self.proposed.items()):
+            if now - when > 120:
+                del self.proposed[old]
+        if len(self.proposed) > 1000:
+            self.jmi_send(client, sender, "reject", sid, reason="busy")
+            return
+        self.proposed[sid] = (sender, now)
+        self.jmi_send(client, sender, "ringing", sid)
+        self.jmi_send(client, sender, "proceed", sid)
 
     # ------------------------------------------------------------------ console
     def _show_sessions(self, args: CliArgs) -> str:
