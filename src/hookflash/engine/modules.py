@@ -84,6 +84,7 @@ KNOWN_MODULES: dict[str, str] = {
     "app_while": "hookflash.apps.flow:WhileModule",
     "app_exec": "hookflash.apps.flow:ExecModule",
     "app_system": "hookflash.apps.system:SystemModule",
+    "app_sendtext": "hookflash.apps.sendtext:SendTextModule",
     "app_verbose": "hookflash.apps.builtins:VerboseModule",
     "func_strings": "hookflash.apps.func_strings:StringsModule",
     "func_cut": "hookflash.apps.func_strings:CutModule",
