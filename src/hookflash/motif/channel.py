@@ -209,7 +209,8 @@ class JingleCall:
     def _new_transport(self, controlling: bool, rtcp_mux: bool) -> MediaTransport:
         mod = self.module
         return MediaTransport(controlling=controlling, addresses=mod.addresses, filt=mod.filter,
-                              stun=mod.ice.stunaddr, rtcp_mux=rtcp_mux,
+                              stun=mod.ice.stunaddr, turn=mod.ice.turnaddr, turn_username=mod.ice.turnusername,
+                              turn_password=mod.ice.turnpassword, rtcp_mux=rtcp_mux,
                               dtls=self.endpoint.dtls != "no", max_candidates=self.endpoint.maxicecandidates)
 
     def _rtp_over(self, media: MediaTransport) -> RtpSession:

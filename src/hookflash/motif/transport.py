@@ -305,13 +305,15 @@ class MediaTransport:
 
     def __init__(self, *, controlling: bool, addresses: list[str], filt: AddressFilter,
                  stun: tuple[str, int] | None = None, rtcp_mux: bool = True, dtls: bool = True,
-                 max_candidates: int = 10) -> None:
+                 max_candidates: int = 10, turn: tuple[str, int] | None = None,
+                 turn_username: str = "", turn_password: str = "") -> None:
         self.filt = filt
         self.rtcp_mux = rtcp_mux
         self.dtls_wanted = dtls
         self.max_candidates = max_candidates
         self.ice = _ice_class()(addresses, self._on_data, ice_controlling=controlling,
-                                components=1 if rtcp_mux else 2, stun_server=stun)
+                                components=1 if rtcp_mux else 2, stun_server=stun, turn_server=turn,
+                                turn_username=turn_username or None, turn_password=turn_password or None)
         self.session: RtpSession | None = None
         self.dtls: Dtls | None = None
         self.srtp_tx: Any = None
