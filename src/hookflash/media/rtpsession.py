@@ -115,7 +115,11 @@ class RtpSession(asyncio.DatagramProtocol):
         self.hold = False  # the far end asked us not to send (sendonly/inactive offer)
         self.closed = False
         self.rtcp_remote: tuple[str, int] | None = None
-        self._rtcp_task: asyncio.Task[None] | None = None
+        # the RTCP port is bound with the RTP port but read, and reported on, only once
+        # media flows (a call that never sends RTP costs no reader and no timer)
+        self._rtcp_sock: socket.socket | None = None
+        self._rtcp_on = False
+        self._rtcp_timer: asyncio.TimerHandle | None = None
         self.rtcp_interval = 5.0
         self.remote_ssrc = 0  # SSRC of the stream we receive (for RTCP report blocks)
 
@@ -143,9 +147,8 @@ class RtpSession(asyncio.DatagramProtocol):
             rtcp.setblocking(False)
             session = cls(local_ip, port)
             await loop.create_datagram_endpoint(lambda: session, sock=rtp)
-            await loop.create_datagram_endpoint(lambda: _RtcpSink(session), sock=rtcp)
+            session._rtcp_sock = rtcp
             ports.advance(port)
-            session._rtcp_task = asyncio.ensure_future(session._rtcp_loop())
             return session
         raise OSError(f"no free RTP port pair in range: {last_error}")
 
@@ -160,15 +163,23 @@ class RtpSession(asyncio.DatagramProtocol):
         self.closed = True
         self.relay = None
         self.channel = None
-        if self._rtcp_task is not None:
-            self._rtcp_task.cancel()
-            self._rtcp_task = None
+        if self._rtcp_timer is not None:
+            self._rtcp_timer.cancel()
+            self._rtcp_timer = None
         if self.transport is not None:
             self.transport.close()
             self.transport = None
         if self.rtcp_transport is not None:
             self.rtcp_transport.close()
             self.rtcp_transport = None
+        sock, self._rtcp_sock = self._rtcp_sock, None
+        if sock is not None:
+            if self._rtcp_on:
+                try:
+                    asyncio.get_running_loop().remove_reader(sock)
+                except RuntimeError:  # no loop any more: nothing is watching it
+                    pass
+            sock.close()
 
     # ------------------------------------------------------------------ receiving
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
@@ -177,6 +188,8 @@ class RtpSession(asyncio.DatagramProtocol):
         if self.symmetric and (self.remote != addr):
             self.remote = addr
             self.learned = True
+        if not self._rtcp_on:
+            self._start_rtcp()
         stats = self.stats
         stats.packets_in += 1
         stats.bytes_in += len(data)
@@ -224,6 +237,8 @@ class RtpSession(asyncio.DatagramProtocol):
         """Send a packet that arrived on ``source`` out of this session, as our stream."""
         if self.remote is None or self.transport is None or self.hold:
             return
+        if not self._rtcp_on:
+            self._start_rtcp()
         buf = bytearray(data)
         seq = (buf[2] << 8) | buf[3]
         ts = int.from_bytes(buf[4:8], "big")
@@ -263,6 +278,8 @@ class RtpSession(asyncio.DatagramProtocol):
         if pt is None:
             self.ts = (self.ts + samples) & 0xFFFFFFFF
         packet = header + payload
+        if not self._rtcp_on:
+            self._start_rtcp()
         self.transport.sendto(packet, self.remote)
         self.stats.packets_out += 1
         self.stats.bytes_out += len(packet)
@@ -316,15 +333,46 @@ class RtpSession(asyncio.DatagramProtocol):
         sdes = RtcpSdes([SdesChunk(self.ssrc, [(1, f"hookflash@{self.local_ip}".encode())])])
         return build_rtcp([report, sdes])
 
-    async def _rtcp_loop(self) -> None:
-        while not self.closed:
-            await asyncio.sleep(self.rtcp_interval * random.uniform(0.5, 1.5))
-            target = self.rtcp_remote or (self.remote and (self.remote[0], self.remote[1] + 1))
-            if target and self.rtcp_transport is not None and not self.hold:
-                try:
-                    self.rtcp_transport.sendto(self.rtcp_report(), target)
-                except Exception as exc:  # never let reporting break the call
-                    log.debug("RTCP report failed: %s", exc)
+    def _start_rtcp(self) -> None:
+        """Media flows: read the RTCP port and report every ``rtcp_interval`` (±50 %,
+        RFC 3550 §6.2), with a reader callback and a timer handle instead of a task."""
+        self._rtcp_on = True
+        sock = self._rtcp_sock
+        if sock is None or self.closed:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        loop.add_reader(sock, self._read_rtcp)
+        self._rtcp_timer = loop.call_later(self.rtcp_interval * random.uniform(0.5, 1.5), self._rtcp_tick)
+
+    def _read_rtcp(self) -> None:
+        sock = self._rtcp_sock
+        while sock is not None:
+            try:
+                data, addr = sock.recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # ICMP port unreachable and the like
+                log.debug("RTCP socket error on port %d: %s", self.port + 1, exc)
+                return
+            self.on_rtcp(data, addr[:2])
+            sock = self._rtcp_sock
+
+    def _rtcp_tick(self) -> None:
+        self._rtcp_timer = None
+        if self.closed:
+            return
+        target = self.rtcp_remote or (self.remote and (self.remote[0], self.remote[1] + 1))
+        sender = self.rtcp_transport or self._rtcp_sock
+        if target and sender is not None and not self.hold:
+            try:
+                sender.sendto(self.rtcp_report(), target)
+            except Exception as exc:  # never let reporting break the call
+                log.debug("RTCP report failed: %s", exc)
+        loop = asyncio.get_running_loop()
+        self._rtcp_timer = loop.call_later(self.rtcp_interval * random.uniform(0.5, 1.5), self._rtcp_tick)
 
     def on_rtcp(self, data: bytes, addr: tuple[str, int]) -> None:
         self.rtcp_remote = addr
