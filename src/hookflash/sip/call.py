@@ -196,6 +196,7 @@ class SipCall:
         self.native_peer: SipCall | None = None  # the leg our RTP is relayed with natively
         self.reinvite_tries = 0
         self.public_ip = stack.local_ip  # what SDP and Contact advertise (externip/localnet)
+        self._2xx: _Retransmit2xx | None = None
 
     @property
     def codecs(self) -> list[str]:
@@ -262,9 +263,10 @@ class SipCall:
         chan.set_var("SIPCALLID", request.call_id)
         if peer is not None:
             peer.calls += 1
+        from hookflash.dialplan.executor import run_pbx
         from hookflash.engine.cdr import new_cdr
         new_cdr(chan)
-        pbx.start_pbx(chan)
+        await run_pbx(chan)  # the dialplan runs in this task (pbx.spawn'ed): no second task per call
 
     def _use_media(self, negotiated: Any) -> None:
         rtp = self.rtp
@@ -314,28 +316,14 @@ class SipCall:
         self.dialog = Dialog.from_uas(request, self.local_tag, f"<{stack.contact_uri(transport=self.transport, host=self.public_ip)}>")
         stack.calls[self.dialog.id] = self
         stack.pending.pop(request.call_id, None)
-        stack.pbx.spawn(self._retransmit_2xx(response))
-
-    async def _retransmit_2xx(self, response: SipResponse) -> None:
-        """§13.3.1.4: the UAS core resends the 2xx until the ACK arrives (64*T1)."""
-        t1 = self.stack.config.general.timert1 / 1000.0
-        interval, waited = t1, 0.0
-        dest = self.source
-        while not self.acked.is_set() and waited < 64 * t1 and not self.finished:
-            try:
-                await asyncio.wait_for(self.acked.wait(), interval)
-                return
-            except TimeoutError:
-                waited += interval
-                interval = min(interval * 2, 4.0)
-                if dest is not None and not self.acked.is_set():
-                    self.stack.endpoint.send(response, _via_dest(response, dest))
-        if not self.acked.is_set() and not self.finished:
-            log.warning("No ACK for the 200 OK of %s; hanging up", self.chan.name if self.chan else "?")
-            await self.hangup()
+        t1 = stack.config.general.timert1 / 1000.0
+        self._2xx = _Retransmit2xx(self, response, t1)
 
     def on_ack(self, ack: SipRequest) -> None:
         self.acked.set()
+        if self._2xx is not None:
+            self._2xx.cancel()
+            self._2xx = None
         self.last_message = "Rx: ACK"
         if ack.body and self.offer is not None and self.rtp is not None:
             try:
@@ -674,6 +662,9 @@ class SipCall:
         self._release()
 
     def _release(self) -> None:
+        if self._2xx is not None:
+            self._2xx.cancel()
+            self._2xx = None
         if self.rtp is not None:
             self.rtp.close()
         if self.peer is not None and self.peer.calls > 0 and not getattr(self, "_released", False):
@@ -683,6 +674,39 @@ class SipCall:
             self.stack.calls.pop(self.dialog.id, None)
         if self.invite is not None:
             self.stack.pending.pop(self.invite.call_id, None)
+
+
+class _Retransmit2xx:
+    """§13.3.1.4: the UAS core resends the 2xx until the ACK arrives, at T1, 2·T1, ...
+    capped at T2 (4 s), and gives up (hangs up) after 64·T1. A timer handle, not a task."""
+
+    def __init__(self, call: SipCall, response: SipResponse, t1: float) -> None:
+        self.call, self.response, self.t1 = call, response, t1
+        self.interval, self.waited = t1, 0.0
+        self.handle: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(t1, self._fire)
+
+    def cancel(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+    def _fire(self) -> None:
+        self.handle = None
+        call = self.call
+        if call.acked.is_set() or call.finished:
+            if call._2xx is self:
+                call._2xx = None
+            return
+        self.waited += self.interval
+        self.interval = min(self.interval * 2, 4.0)
+        if call.source is not None:
+            call.stack.endpoint.send(self.response, _via_dest(self.response, call.source))
+        if self.waited < 64 * self.t1:
+            self.handle = asyncio.get_running_loop().call_later(self.interval, self._fire)
+            return
+        log.warning("No ACK for the 200 OK of %s; hanging up", call.chan.name if call.chan else "?")
+        call._2xx = None
+        call.stack.pbx.spawn(call.hangup())
 
 
 def _via_dest(response: SipResponse, fallback: tuple[str, int]) -> tuple[str, int]:
