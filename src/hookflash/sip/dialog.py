@@ -88,6 +88,8 @@ def build_response(
     h.add("To", to if status == 100 else _with_tag(to, request.to_addr, to_tag))
     h.add("Call-ID", _header(request, "Call-ID"))
     h.add("CSeq", _header(request, "CSeq"))
+    for key in ("via", "from", "cseq"):  # the same values: no second parse of them
+        h.share_view(request.headers, key)
     if status == 100:
         stamp = request.headers.get("Timestamp")
         if stamp is not None:

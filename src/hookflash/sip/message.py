@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import re
+from functools import lru_cache
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
@@ -418,6 +419,16 @@ class SipUri:
 
     @classmethod
     def parse(cls, text: str) -> SipUri:
+        """Parse ``text``. The same text gives the same (shared) object: the From, To,
+        Contact and Request-URI of one peer repeat on every call, so they are parsed
+        once (a bounded cache). Parsed URIs are never changed in place; ``with_params``,
+        ``without_params`` and ``dataclasses.replace`` make new ones."""
+        if cls is SipUri:
+            return _parse_uri_cached(text)
+        return cls._parse_uncached(text)
+
+    @classmethod
+    def _parse_uncached(cls, text: str) -> SipUri:
         colon = text.find(":")
         scheme = text[:colon].lower()
         if colon <= 0 or not _SCHEME_RE.fullmatch(scheme):
@@ -598,6 +609,14 @@ class Via:
     def parse(cls, text: str, strict: bool = True) -> Via:
         semi = text.find(";")
         head = text if semi < 0 else text[:semi]
+        transport, host, port, protocol = _parse_via_head(head)
+        params = _parse_params(text[semi + 1 :], strict) if semi >= 0 else {}
+        return cls(transport, host, port, params, protocol)
+
+    @staticmethod
+    def _parse_head(head: str) -> tuple[str, str, int | None, str]:
+        """``SIP/2.0/UDP host:port`` -> (transport, host, port, protocol)."""
+        text = head
         parts = head.split("/")
         if len(parts) != 3:
             raise _bad(f"Invalid Via {text!r}")
@@ -612,8 +631,7 @@ class Via:
         if " " in sent_by or "\t" in sent_by:  # LWS is allowed around the colon only
             sent_by = _COLON_LWS_RE.sub(":", sent_by)
         host, port = _split_hostport(sent_by)
-        params = _parse_params(text[semi + 1 :], strict) if semi >= 0 else {}
-        return cls(transport.upper(), host, port, params, f"{name}/{version}")
+        return transport.upper(), host, port, f"{name}/{version}"
 
     def __str__(self) -> str:
         port = "" if self.port is None else f":{self.port}"
@@ -632,6 +650,12 @@ class Via:
     @property
     def sent_by(self) -> tuple[str, int | None]:
         return self.host, self.port
+
+
+# A peer's URIs and Via sent-by repeat on every message: parse each text once.
+# Bounded; malformed texts raise every time (exceptions are not cached).
+_parse_uri_cached = lru_cache(maxsize=4096)(SipUri._parse_uncached)
+_parse_via_head = lru_cache(maxsize=1024)(Via._parse_head)
 
 
 def parse_cseq(value: str | None) -> tuple[int, str]:
@@ -661,7 +685,8 @@ class Headers:
 
     Names compare case-insensitively and compact forms (``v``, ``i``, ``m``...) match
     their full names; the spelling a header was added with is what is written back.
-    Typed views parsed from values are cached here and dropped on any change.
+    Typed views parsed from values are cached here, per header name, and dropped when
+    a header of that name changes; they are never modified in place.
     """
 
     __slots__ = ("_cache", "_items")
@@ -689,8 +714,10 @@ class Headers:
         return [v for k, _, v in self._items if k == key]
 
     def add(self, name: str, value: str) -> None:
-        self._items.append((_key(name), name, value))
-        self._cache.clear()
+        k = _key(name)
+        self._items.append((k, name, value))
+        if self._cache:
+            self._cache.pop(k, None)  # the views of other headers stay valid
 
     def set(self, name: str, value: str) -> None:
         k = _key(name)
@@ -705,19 +732,19 @@ class Headers:
         if not done:
             out.append((k, name, value))
         self._items = out
-        self._cache.clear()
+        self._cache.pop(k, None)
 
     def remove(self, name: str) -> None:
         k = _key(name)
         self._items = [item for item in self._items if item[0] != k]
-        self._cache.clear()
+        self._cache.pop(k, None)
 
     def insert_first(self, name: str, value: str) -> None:
         """Insert before the first header of that name (at the top if there is none)."""
         k = _key(name)
         index = next((i for i, item in enumerate(self._items) if item[0] == k), 0)
         self._items.insert(index, (k, name, value))
-        self._cache.clear()
+        self._cache.pop(k, None)
 
     def items(self) -> list[tuple[str, str]]:
         """(name as spelt, value) pairs in order."""
@@ -726,7 +753,13 @@ class Headers:
     def copy(self) -> Headers:
         new = Headers()
         new._items = list(self._items)
+        new._cache = dict(self._cache)  # parsed views are never changed in place: share them
         return new
+
+    def share_view(self, other: Headers, key: str) -> None:
+        """Reuse ``other``'s parsed view of header ``key`` (a copied header needs no second parse)."""
+        if key in other._cache:
+            self._cache[key] = other._cache[key]
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
@@ -794,7 +827,8 @@ class _MessageViews:
 
     @property
     def top_via(self) -> Via:
-        vias = self.vias
+        h = self.headers
+        vias = h._cached("via", lambda: _parse_vias(h._raw("via")))
         if not vias:
             raise _bad("Missing Via")
         return vias[0]
@@ -888,10 +922,14 @@ SipMessage: TypeAlias = SipRequest | SipResponse
 _Problem = tuple[int, str] | None
 
 
+_HEADER_KEYS: dict[str, str] = {}  # header name as spelt (a valid token) -> its key
+
+
 def _parse_head(raw: bytes) -> tuple[SipMessage, _Problem]:
     """Start line and header fields (unfolded); problems are reported, not raised, so
     that a 400/505 can still be built from the headers."""
     text = raw.decode("utf-8", "surrogateescape")
+    known = _HEADER_KEYS
     lines = text.split("\n")
     first = lines[0].removesuffix("\r")
     problem: _Problem = None
@@ -913,17 +951,20 @@ def _parse_head(raw: bytes) -> tuple[SipMessage, _Problem]:
             continue
         colon = line.find(":")
         name = line[:colon].rstrip(_WS)
-        if colon <= 0 or not _TOKEN_RE.fullmatch(name):
+        if colon <= 0 or (name not in known and not _TOKEN_RE.fullmatch(name)):
             problem = problem or (400, "Malformed header line")
             continue
         names.append(name)
         values.append(line[colon + 1 :].strip(" \t\r"))
     headers = Headers()
-    compact = _COMPACT
     items = headers._items
     for n, v in zip(names, values):
-        k = n.lower()
-        items.append((compact.get(k, k) if len(k) == 1 else k, n, v))
+        k = known.get(n)
+        if k is None:
+            k = _key(n)
+            if len(known) < 512:  # names seen on the wire, as spelt: a few dozen
+                known[n] = k
+        items.append((k, n, v))
     if first[:4].upper() == "SIP/":
         parts = first.split(" ", 2)
         code = parts[1] if len(parts) > 1 else ""
