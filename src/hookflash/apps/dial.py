@@ -89,6 +89,7 @@ async def place_calls(caller: Channel | None, targets: list[str], timeout: float
         legs.append(_Leg(peer, target))
     if not legs:
         return None, "CHANUNAVAIL", []
+    loud = caller is not None and caller.pbx.verbosity.level >= 3  # no formatting for nobody
     for leg in legs:
         try:
             await leg.chan.tech.call(leg.chan, leg.target.partition("/")[2], timeout or 0)
@@ -97,8 +98,8 @@ async def place_calls(caller: Channel | None, targets: list[str], timeout: float
             leg.chan.request_hangup(HangupCause.DESTINATION_OUT_OF_ORDER)
             leg.chan.queue_control(Control.CONGESTION)
             continue
-        if caller is not None:
-            caller.pbx.verbose(3, f"Called {leg.target}")
+        if loud:
+            caller.pbx.verbose(3, f"Called {leg.target}")  # type: ignore[union-attr]
     deadline = None if not timeout else asyncio.get_running_loop().time() + timeout
     busy = congestion = 0
     pending = {asyncio.ensure_future(_next_control(leg.chan)): leg for leg in legs}
@@ -125,12 +126,13 @@ async def place_calls(caller: Channel | None, targets: list[str], timeout: float
                 name = leg.chan.name
                 if control == Control.ANSWER:
                     winner = leg.chan
-                    if caller is not None:
-                        caller.pbx.verbose(3, f"{name} answered {caller.name}")
+                    if loud:
+                        caller.pbx.verbose(3, f"{name} answered {caller.name}")  # type: ignore[union-attr]
                     break
                 if control in (Control.RINGING, Control.PROGRESS):
                     if caller is not None:
-                        caller.pbx.verbose(3, f"{name} is {'ringing' if control == Control.RINGING else 'making progress passing it to ' + caller.name}")
+                        if loud:
+                            caller.pbx.verbose(3, f"{name} is {'ringing' if control == Control.RINGING else 'making progress passing it to ' + caller.name}")
                         if control == Control.RINGING and not ring_caller and caller.state != ChannelState.UP:
                             await caller.indicate(Control.RINGING)
                     pending[asyncio.ensure_future(_next_control(leg.chan))] = leg

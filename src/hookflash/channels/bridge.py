@@ -19,7 +19,7 @@ class Bridge:
         self.members = [a, b]
         a.bridge = b.bridge = self
         a.bridged, b.bridged = b, a
-        self._changed = asyncio.Event()
+        self._wake: asyncio.Future[None] | None = None  # run() waits on it: a hangup or a swap
         self._relays: list[asyncio.Task[None]] = []
         self._native = False
         self.direct_media = True  # members may send media to each other directly (SIP directmedia)
@@ -35,7 +35,12 @@ class Bridge:
         new.bridge = self
         new.bridged = self.peer_of(new)
         self.peer_of(new).bridged = new
-        self._changed.set()
+        self.wake()
+
+    def wake(self) -> None:
+        """A member hung up (Channel.request_hangup) or was swapped: run() looks again."""
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
 
     async def _relay(self, src: "Channel", dst: "Channel") -> None:
         while True:
@@ -71,16 +76,13 @@ class Bridge:
                     return a
                 if b.softhangup:
                     return b
-                self._changed.clear()
+                # one future woken by a callback, not a task per event to watch
+                self._wake = asyncio.get_running_loop().create_future()
                 self._start_relays()
-                waits = [asyncio.ensure_future(a.hangup_event.wait()),
-                         asyncio.ensure_future(b.hangup_event.wait()),
-                         asyncio.ensure_future(self._changed.wait())]
                 try:
-                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                    await self._wake
                 finally:
-                    for task in waits:
-                        task.cancel()
+                    self._wake = None
                     self._stop_relays()
         finally:
             for chan in self.members:

@@ -270,6 +270,8 @@ class Channel:
             if not self.hangupcause:
                 self.hangupcause = int(cause)
             self.hangup_event.set()
+            if self.bridge is not None:
+                self.bridge.wake()
 
     async def hangup(self, cause: int = HangupCause.NORMAL_CLEARING) -> None:
         """Tear the channel down (idempotent)."""
