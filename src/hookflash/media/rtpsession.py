@@ -118,6 +118,7 @@ class RtpSession(asyncio.DatagramProtocol):
         # the RTCP port is bound with the RTP port but read, and reported on, only once
         # media flows (a call that never sends RTP costs no reader and no timer)
         self._rtcp_sock: socket.socket | None = None
+        self._rtcp_family: int | None = None  # set by open(): RTCP is ours to bind
         self._rtcp_on = False
         self._rtcp_timer: asyncio.TimerHandle | None = None
         self.rtcp_interval = 5.0
@@ -126,28 +127,25 @@ class RtpSession(asyncio.DatagramProtocol):
     # ------------------------------------------------------------------ setup
     @classmethod
     async def open(cls, local_ip: str, ports: PortAllocator) -> "RtpSession":
-        """Bind an even/odd port pair from the range. The sockets are made and bound here
-        (the event loop's own local_addr path would resolve the address in a thread
-        pool, which stalls under load) and handed to the loop already bound."""
+        """Bind an even port of the range for RTP; RTCP gets the odd port above it when
+        media first flows (the allocator never hands odd ports out). The socket is made
+        and bound here (the event loop's own local_addr path would resolve the address
+        in a thread pool, which stalls under load) and handed to the loop already bound."""
         loop = asyncio.get_running_loop()
         last_error: OSError | None = None
         family = socket.AF_INET6 if ":" in local_ip else socket.AF_INET
         for port in ports.candidates():
             rtp = socket.socket(family, socket.SOCK_DGRAM)
-            rtcp = socket.socket(family, socket.SOCK_DGRAM)
             try:
                 rtp.bind((local_ip, port))
-                rtcp.bind((local_ip, port + 1))
             except OSError as exc:
                 rtp.close()
-                rtcp.close()
                 last_error = exc
                 continue
             rtp.setblocking(False)
-            rtcp.setblocking(False)
             session = cls(local_ip, port)
+            session._rtcp_family = family
             await loop.create_datagram_endpoint(lambda: session, sock=rtp)
-            session._rtcp_sock = rtcp
             ports.advance(port)
             return session
         raise OSError(f"no free RTP port pair in range: {last_error}")
@@ -334,16 +332,25 @@ class RtpSession(asyncio.DatagramProtocol):
         return build_rtcp([report, sdes])
 
     def _start_rtcp(self) -> None:
-        """Media flows: read the RTCP port and report every ``rtcp_interval`` (±50 %,
-        RFC 3550 §6.2), with a reader callback and a timer handle instead of a task."""
+        """Media flows: bind the RTCP port (RTP port + 1), read it and report every
+        ``rtcp_interval`` (±50 %, RFC 3550 §6.2), with a reader callback and a timer
+        handle instead of a task. A call that never carries media costs none of it."""
         self._rtcp_on = True
-        sock = self._rtcp_sock
-        if sock is None or self.closed:
+        if self._rtcp_family is None or self.closed:
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
+        sock = socket.socket(self._rtcp_family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((self.local_ip, self.port + 1))
+        except OSError as exc:  # taken by someone outside our range's rules: no RTCP
+            sock.close()
+            log.debug("No RTCP for RTP port %d: %s", self.port, exc)
+            return
+        sock.setblocking(False)
+        self._rtcp_sock = sock
         loop.add_reader(sock, self._read_rtcp)
         self._rtcp_timer = loop.call_later(self.rtcp_interval * random.uniform(0.5, 1.5), self._rtcp_tick)
 

@@ -18,7 +18,7 @@ not parse, 488 (Not Acceptable Here) for SDP we cannot accept.
 
 from __future__ import annotations
 
-import secrets
+import random
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
@@ -453,7 +453,7 @@ def _remote(sd: SessionDescription, m: MediaDescription) -> tuple[str, bool]:
 
 def _session(local_ip: str, session_id: int | str | None, version: int,
              username: str, session_name: str) -> SessionDescription:
-    sid = str(session_id if session_id is not None else secrets.randbelow(1 << 31) + 1)
+    sid = str(session_id if session_id is not None else random.getrandbits(31) + 1)  # RFC 4566: unique, not secret
     conn = Connection.for_ip(local_ip)
     return SessionDescription(
         origin=Origin(username, sid, version, "IN", conn.addrtype, local_ip),
@@ -565,7 +565,7 @@ class SdpSession:
         self.local_ip = local_ip
         self.port = port
         self.session_id = str(session_id if session_id is not None
-                              else secrets.randbelow(1 << 31) + 1)
+                              else random.getrandbits(31) + 1)  # RFC 4566: unique, not secret
         self.username = username
         self.session_name = session_name
         self.version = 0

@@ -669,12 +669,36 @@ def parse_cseq(value: str | None) -> tuple[int, str]:
     return number, parts[1]
 
 
+class _RandomPool:
+    """Bytes of os.urandom read 4 KiB at a time: tags and branches stay cryptographically
+    random (§19.3) without a getrandom(2) per message. Refilled anew in a forked child."""
+
+    __slots__ = ("_buf", "_pos")
+
+    def __init__(self) -> None:
+        self._buf, self._pos = b"", 0
+
+    def take(self, n: int) -> bytes:
+        pos = self._pos
+        if pos + n > len(self._buf):
+            self._buf, pos = os.urandom(4096), 0
+        self._pos = pos + n
+        return self._buf[pos : pos + n]
+
+    def reset(self) -> None:
+        self._buf, self._pos = b"", 0
+
+
+_random = _RandomPool()
+os.register_at_fork(after_in_child=_random.reset)
+
+
 def make_branch() -> str:
-    return MAGIC_COOKIE + os.urandom(10).hex()
+    return MAGIC_COOKIE + _random.take(10).hex()
 
 
 def make_tag() -> str:
-    return os.urandom(6).hex()
+    return _random.take(6).hex()
 
 
 # --------------------------------------------------------------------------- headers
