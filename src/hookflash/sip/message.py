@@ -235,8 +235,16 @@ _MANDATORY = (("to", "To"), ("from", "From"), ("call-id", "Call-ID"), ("cseq", "
 
 
 def _key(name: str) -> str:
-    k = name.lower()
-    return _COMPACT.get(k, k) if len(k) == 1 else k
+    k = _KEYS.get(name)
+    if k is None:
+        k = name.lower()
+        k = _COMPACT.get(k, k) if len(k) == 1 else k
+        if len(_KEYS) < 512:  # the names this code and its peers use: a few dozen
+            _KEYS[name] = k
+    return k
+
+
+_KEYS: dict[str, str] = {}  # header name as spelt -> lowercase long form
 
 
 def _is_digits(text: str, max_len: int = 10) -> bool:
@@ -826,7 +834,8 @@ class _MessageViews:
 
     @property
     def call_id(self) -> str:
-        return self.headers.get("call-id") or ""
+        h = self.headers
+        return h._cached("call-id", lambda: h.get("call-id") or "")
 
     @property
     def cseq(self) -> tuple[int, str]:
