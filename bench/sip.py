@@ -446,7 +446,7 @@ class Asterisk(Sut):
         self.proc = start([str(self.binary), "-f", "-n", "-C", str(self.conf)], self.log, sut=True, cwd=d, env=env)
         wait_port(self.port, self.proc, 30)
         subprocess.run([str(self.binary), "-C", str(self.conf), "-rx", "core waitfullybooted"],
-                       capture_output=True, timeout=30, env=env)
+                       capture_output=True, timeout=30, env=env, check=False)
 
     def problems(self) -> str:
         try:
@@ -504,18 +504,35 @@ class Probe:
                 f"{ms:6.2f} ms CPU/call [{verdict}]{' ' + self.note if self.note else ''}")
 
 
+def start_uas(work: Path, name: str, *extra: str) -> tuple[Proc, int, int, Path]:
+    """SIPp uas on fresh ports (returns it, its SIP and media ports and its -stf CSV). Other
+    programs on the machine may take a port between our check and SIPp's bind: then SIPp
+    exits, and we try other ports."""
+    for attempt in range(4):
+        uas_port, uas_media = free_port(), free_port(pair=True)
+        tag = f"{name}-{uas_port}"
+        stf = work / f"uas-{tag}.csv"
+        uas = start(sipp_argv("-sn", "uas", "-p", str(uas_port), "-mp", str(uas_media), "-stf", str(stf), *extra),
+                    work / f"uas-{tag}.out", sut=False, cwd=work)
+        try:
+            wait_port(uas_port, uas)
+            return uas, uas_port, uas_media, stf
+        except RuntimeError:
+            stop(uas)
+            if attempt == 3:
+                raise
+    raise AssertionError("unreachable")
+
+
 def run_calls(sut: Sut, work: Path, rate: float, seconds: float, hold_ms: int) -> Probe:
     """One call-rate probe with a fresh uas and a fresh SUT."""
     calls = max(1, int(rate * seconds))
     pr = Probe(rate, calls)
-    uas_port, uas_media = free_port(), free_port(pair=True)
+    uas, uas_port, _, uas_stf = start_uas(work, f"{sut.name}-{int(rate)}", "-recv_timeout", "20000")
     tag = f"{sut.name}-{int(rate)}-{uas_port}"
-    uas_stf, uac_stf = work / f"uas-{tag}.csv", work / f"uac-{tag}.csv"
-    uas = start(sipp_argv("-sn", "uas", "-p", str(uas_port), "-mp", str(uas_media), "-stf", str(uas_stf),
-                          "-recv_timeout", "20000"), work / f"uas-{tag}.out", sut=False, cwd=work)
+    uac_stf = work / f"uac-{tag}.csv"
     uac = None
     try:
-        wait_port(uas_port, uas)
         try:
             sut.start_proxy(uas_port)
         except RuntimeError as exc:
@@ -697,14 +714,11 @@ def run_held(sut: Sut, work: Path, n: int, rate: float, hold_ms: int, rest_s: fl
     """n concurrent calls (SIPp uac -d hold_ms at ``rate``), media anchored on the SUT but idle:
     the SUT's memory per call and its CPU while nothing happens."""
     res = Held(n)
-    uas_port, uas_media = free_port(), free_port(pair=True)
+    uas, uas_port, _, _ = start_uas(work, f"{sut.name}-held-{n}", "-recv_timeout", str(hold_ms + 30000))
     tag = f"{sut.name}-held-{n}-{uas_port}"
-    uas_stf, uac_stf = work / f"uas-{tag}.csv", work / f"uac-{tag}.csv"
-    uas = start(sipp_argv("-sn", "uas", "-p", str(uas_port), "-mp", str(uas_media), "-stf", str(uas_stf),
-                          "-recv_timeout", str(hold_ms + 30000)), work / f"uas-{tag}.out", sut=False, cwd=work)
+    uac_stf = work / f"uac-{tag}.csv"
     uac = None
     try:
-        wait_port(uas_port, uas)
         try:
             sut.start_proxy(uas_port)
         except RuntimeError as exc:
@@ -1079,13 +1093,9 @@ def percentile(values: list[float], q: float) -> float:
 
 def run_media(sut: Sut, work: Path, n: int, seconds: float, setup_rate: float = 100.0) -> MediaResult:
     res = MediaResult(n)
-    uas_port, uas_media = free_port(), free_port(pair=True)
-    tag = f"{sut.name}-media-{n}-{uas_port}"
-    uas = start(sipp_argv("-sn", "uas", "-p", str(uas_port), "-mp", str(uas_media), "-rtp_echo",
-                          "-stf", str(work / f"uas-{tag}.csv")), work / f"uas-{tag}.out", sut=False, cwd=work)
+    uas, uas_port, uas_media, _ = start_uas(work, f"{sut.name}-media-{n}", "-rtp_echo")
     load = None
     try:
-        wait_port(uas_port, uas)
         try:
             sut.start_proxy(uas_port)
         except RuntimeError as exc:
@@ -1333,7 +1343,7 @@ def main() -> int:
             for hold in ([] if "a" in skip else holds):
                 key = f"a{hold}"
                 say(f"  (a) call rate (SIPp uac -> SUT -> SIPp uas), -d {hold}")
-                best, _ = search(lambda r, s: run_calls(sut, work, r, s, hold), 3, 50, 3000,
+                best, _ = search(lambda r, s, sut=sut, hold=hold: run_calls(sut, work, r, s, hold), 3, 50, 3000,
                                  probe_s, duration, bisect_steps, f"(a -d {hold})")
                 if best:
                     ms = 1000 * best.cpu / best.ok
