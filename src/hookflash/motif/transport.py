@@ -323,6 +323,7 @@ class MediaTransport:
         self.closed = False
         self.on_failed: Callable[[TransportFailed], None] | None = None
         self._pending_dtls: list[bytes] = []
+        self._early_media: list[bytes] = []
         self._watch: asyncio.Task[None] | None = None
         self.packets_in = self.packets_out = 0
         self.protect_errors = 0
@@ -386,6 +387,9 @@ class MediaTransport:
             except (TimeoutError, asyncio.TimeoutError):
                 raise TransportFailed(f"no DTLS handshake within {DTLS_TIMEOUT:g} s", "security-error") from None
         self.connected = True
+        early, self._early_media = self._early_media, []
+        for data in early:
+            self._on_data(data, 1)
 
     async def _watch_ice(self) -> None:
         """aioice closes the connection when consent freshness (RFC 7675) fails: every
@@ -436,15 +440,21 @@ class MediaTransport:
         if not 128 <= first <= 191 or len(data) < 12:
             return
         rtcp = 192 <= data[1] <= 223
-        if self.dtls is not None:
+        if self.dtls is not None or (self.dtls_wanted and self.srtp_rx is None and not self.connected):
             if self.srtp_rx is None:
-                return  # keys not there yet: nothing to do with it
+                # the peer finished its side of the handshake first and already sends:
+                # keep a few packets for when our keys are there (a lost first 20 ms
+                # otherwise, and an echo test that starts one packet late)
+                if len(self._early_media) < 16:
+                    self._early_media.append(data)
+                return
             try:
                 data = self.srtp_rx.unprotect_rtcp(data) if rtcp else self.srtp_rx.unprotect(data)
             except Exception:
                 return  # replayed, forged or garbled: dropped, as libsrtp says
-        elif self.dtls_wanted and self.srtp_rx is None and not self.connected:
-            return
+        self._deliver(data, rtcp)
+
+    def _deliver(self, data: bytes, rtcp: bool) -> None:
         session = self.session
         if session is None:
             return
