@@ -32,6 +32,8 @@ from hookflash.channels.channel import Channel, ChannelState, ChannelTech, Contr
 from hookflash.media.codecs import get_codec
 from hookflash.media.rtpsession import RtpSession
 from hookflash.motif.jingle import (
+    NS_DTLS,
+    NS_JINGLE,
     Content,
     Fingerprint,
     Jingle,
@@ -185,6 +187,7 @@ class JingleCall:
         self.remote_fingerprint: Fingerprint | None = None
         self._remote_creds = asyncio.Event()
         self.jmi = False  # the session was set up with Jingle Message Initiation (XEP-0353)
+        self.peer_no_dtls = False  # the callee's disco#info lists Jingle but not XEP-0320
         self.proceeded: asyncio.Future[str] | None = None
         self.chosen: tuple[PayloadType, str, PayloadType | None] | None = None
         self.accepted = False  # session-accept sent or received
@@ -204,7 +207,7 @@ class JingleCall:
         return self.client.xmpp
 
     def _dtls_offered(self) -> bool:
-        return self.endpoint.dtls != "no" and self.kind == "ice-udp"
+        return self.endpoint.dtls != "no" and self.kind == "ice-udp" and not self.peer_no_dtls
 
     def _new_transport(self, controlling: bool, rtcp_mux: bool) -> MediaTransport:
         mod = self.module
@@ -323,6 +326,14 @@ class JingleCall:
                 return
             if self.ended:
                 return
+        if ep.dtls == "yes" and self.kind == "ice-udp" and "/" in self.peer:
+            # dtls=yes offers DTLS-SRTP only to a callee whose disco#info lists XEP-0320:
+            # Asterisk's chan_motif lists Jingle without it, and takes every child of an
+            # ICE-UDP transport for a candidate, so a <fingerprint/> makes it hang up
+            features = await self.module._features(self.client, self.peer)
+            self.peer_no_dtls = NS_JINGLE in features and NS_DTLS not in features
+            if self.peer_no_dtls:
+                log.debug("Jingle call to %s: no DTLS-SRTP offered, its disco#info does not list %s", self.peer, NS_DTLS)
         if self.kind == "raw-udp":
             self.rtp = await RtpSession.open(self.module.addresses[0] if self.module.addresses else "127.0.0.1",
                                              self.module.ports)
@@ -470,7 +481,7 @@ class JingleCall:
                 fp = self.remote_fingerprint
                 if self.endpoint.dtls == "require" and fp is None:
                     raise TransportFailed("DTLS-SRTP is required and the peer offered none", "security-error")
-                self.remote_fp = fp if self.endpoint.dtls != "no" else None
+                self.remote_fp = fp if self.endpoint.dtls != "no" and not self.peer_no_dtls else None
                 try:  # chan_motif sends its ICE credentials in a transport-info after the IQ result
                     await asyncio.wait_for(self._remote_creds.wait(), self.endpoint.icetimeout)
                 except (TimeoutError, asyncio.TimeoutError):
