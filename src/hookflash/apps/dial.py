@@ -61,8 +61,23 @@ class _Leg:
         self.task: asyncio.Task[Control] | None = None
 
 
-async def _next_control(chan: Channel) -> Control:
-    return await chan.controls.get()
+async def _news(loop: asyncio.AbstractEventLoop, chans: list[Channel], timeout: float | None) -> bool:
+    """Wait until one of ``chans`` queues a control or hangs up (True), or ``timeout`` s
+    pass (False): one future and callbacks, not a task per channel."""
+    future: asyncio.Future[None] = loop.create_future()
+    for chan in chans:
+        chan.wake_on(future)
+    try:
+        if timeout is None:
+            await future
+        else:
+            await asyncio.wait_for(future, timeout)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        for chan in chans:
+            chan.waiters.remove(future)
 
 
 async def place_calls(caller: Channel | None, targets: list[str], timeout: float | None,
@@ -100,61 +115,51 @@ async def place_calls(caller: Channel | None, targets: list[str], timeout: float
             continue
         if loud:
             caller.pbx.verbose(3, f"Called {leg.target}")  # type: ignore[union-attr]
-    deadline = None if not timeout else asyncio.get_running_loop().time() + timeout
+    loop = asyncio.get_running_loop()
+    deadline = None if not timeout else loop.time() + timeout
     busy = congestion = 0
-    pending = {asyncio.ensure_future(_next_control(leg.chan)): leg for leg in legs}
-    caller_gone = asyncio.ensure_future(caller.hangup_event.wait()) if caller else None
+    pending = list(legs)  # legs that may still answer, in the order they were called
     winner: Channel | None = None
     status = "NOANSWER"
-    try:
-        while pending:
-            remaining = None if deadline is None else deadline - asyncio.get_running_loop().time()
+    while pending:
+        if caller is not None and caller.softhangup:
+            status = "CANCEL"
+            break
+        leg = next((leg for leg in pending if not leg.chan.controls.empty()), None)
+        if leg is None:  # nothing queued: sleep until a leg or the caller has news
+            remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
-                status = "NOANSWER"
                 break
-            waits = set(pending) | ({caller_gone} if caller_gone else set())
-            done, _ = await asyncio.wait(waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-            if caller_gone is not None and caller_gone in done:
-                status = "CANCEL"
-                break
-            if not done:
-                status = "NOANSWER"
-                break
-            for task in done:
-                leg = pending.pop(task)
-                control = task.result()
-                name = leg.chan.name
-                if control == Control.ANSWER:
-                    winner = leg.chan
-                    if loud:
-                        caller.pbx.verbose(3, f"{name} answered {caller.name}")  # type: ignore[union-attr]
-                    break
-                if control in (Control.RINGING, Control.PROGRESS):
-                    if caller is not None:
-                        if loud:
-                            caller.pbx.verbose(3, f"{name} is {'ringing' if control == Control.RINGING else 'making progress passing it to ' + caller.name}")
-                        if control == Control.RINGING and not ring_caller and caller.state != ChannelState.UP:
-                            await caller.indicate(Control.RINGING)
-                    pending[asyncio.ensure_future(_next_control(leg.chan))] = leg
-                elif control == Control.BUSY:
-                    busy += 1
-                    if caller is not None:
-                        caller.pbx.verbose(3, f"{name} is busy")
-                elif control == Control.CONGESTION:
-                    congestion += 1
-                    if caller is not None:
-                        caller.pbx.verbose(3, f"{name} is circuit-busy")
-                # HANGUP: the leg is gone without an answer
-            if winner is not None:
-                status = "ANSWER"
-                break
-        else:
-            status = "BUSY" if busy else ("CONGESTION" if congestion else "NOANSWER")
-    finally:
-        for task in pending:
-            task.cancel()
-        if caller_gone is not None:
-            caller_gone.cancel()
+            if not await _news(loop, [leg.chan for leg in pending] + ([caller] if caller else []), remaining):
+                break  # timeout: NOANSWER
+            continue
+        control = leg.chan.controls.get_nowait()
+        pending.remove(leg)
+        name = leg.chan.name
+        if control == Control.ANSWER:
+            winner = leg.chan
+            if loud:
+                caller.pbx.verbose(3, f"{name} answered {caller.name}")  # type: ignore[union-attr]
+            status = "ANSWER"
+            break
+        if control in (Control.RINGING, Control.PROGRESS):
+            if caller is not None:
+                if loud:
+                    caller.pbx.verbose(3, f"{name} is {'ringing' if control == Control.RINGING else 'making progress passing it to ' + caller.name}")
+                if control == Control.RINGING and not ring_caller and caller.state != ChannelState.UP:
+                    await caller.indicate(Control.RINGING)
+            pending.append(leg)  # still in the running: wait for its next control
+        elif control == Control.BUSY:
+            busy += 1
+            if loud:
+                caller.pbx.verbose(3, f"{name} is busy")  # type: ignore[union-attr]
+        elif control == Control.CONGESTION:
+            congestion += 1
+            if loud:
+                caller.pbx.verbose(3, f"{name} is circuit-busy")  # type: ignore[union-attr]
+        # HANGUP: the leg is gone without an answer
+    else:
+        status = "BUSY" if busy else ("CONGESTION" if congestion else "NOANSWER")
     if winner is None and status == "NOANSWER" and unavailable and not legs:
         status = "CHANUNAVAIL"
     return winner, status, [leg.chan for leg in legs]

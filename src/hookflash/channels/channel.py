@@ -179,6 +179,7 @@ class Channel:
         self.dtmf: asyncio.Queue[str] = asyncio.Queue()
         self.media: asyncio.Queue[Frame] = asyncio.Queue(maxsize=100)
         self.softhangup = False
+        self.waiters: list[asyncio.Future[None]] = []  # woken by a control or a hangup (see wake_on)
         self.current: Any = None  # the Priority being run
         self.dialplan: Any = None  # the Dialplan this call runs on (kept across reloads)
 
@@ -240,6 +241,19 @@ class Channel:
     # ------------------------------------------------------------------ call control
     def queue_control(self, control: Control) -> None:
         self.controls.put_nowait(control)
+        if self.waiters:
+            self._wake_waiters()
+
+    def wake_on(self, future: "asyncio.Future[None]") -> None:
+        """Resolve ``future`` at the next control queued or at hangup: one future can
+        watch several channels (Dial's legs and its caller) with no task per channel.
+        The owner removes it from ``waiters`` when done."""
+        self.waiters.append(future)
+
+    def _wake_waiters(self) -> None:
+        for future in self.waiters:
+            if not future.done():
+                future.set_result(None)
 
     def queue_dtmf(self, digit: str) -> None:
         self.dtmf.put_nowait(digit)
@@ -272,6 +286,8 @@ class Channel:
             self.hangup_event.set()
             if self.bridge is not None:
                 self.bridge.wake()
+            if self.waiters:
+                self._wake_waiters()
 
     async def hangup(self, cause: int = HangupCause.NORMAL_CLEARING) -> None:
         """Tear the channel down (idempotent)."""
