@@ -144,3 +144,29 @@ def test_mangled_recordings_give_a_result_or_a_jingle_error(seed: int, which: in
         assert len(c.payloads) <= 64
         if c.transport is not None:
             assert len(c.transport.candidates) <= 64
+
+
+def _sent_by_hookflash(name: str) -> list[Jingle]:
+    """The Jingle elements hookflash sent in a hookflash-vs-* recording."""
+    parser = ET.XMLParser(target=ET.TreeBuilder(insert_comments=True))
+    root = ET.parse(DATA / name, parser).getroot()
+    out, sent = [], False
+    for node in root.iter():
+        if node.tag is ET.Comment:
+            sent = (node.text or "").strip().endswith(" sent")
+        elif node.tag == f"{{{NS_JINGLE}}}jingle" and sent:
+            out.append(parse_jingle(node))
+    return out
+
+
+def test_recorded_calls_to_asterisk_offered_no_fingerprint_and_to_dino_did() -> None:
+    """What we offered the real peers: chan_motif hangs up on a <fingerprint/> (and lists
+    no XEP-0320), Dino speaks DTLS-SRTP."""
+    to_asterisk = next(j for j in _sent_by_hookflash("hookflash-vs-asterisk20-hookflash-initiate.xml")
+                       if j.action == "session-initiate")
+    t = to_asterisk.audio.transport  # type: ignore[union-attr]
+    assert t is not None and t.fingerprint is None and t.ufrag and t.candidates
+    to_dino = next(j for j in _sent_by_hookflash("hookflash-vs-dino-0.4.2-hookflash-initiate.xml")
+                   if j.action == "session-initiate")
+    t = to_dino.audio.transport  # type: ignore[union-attr]
+    assert t is not None and t.fingerprint is not None and t.fingerprint.setup == "actpass"

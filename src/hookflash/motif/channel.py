@@ -511,6 +511,11 @@ class JingleCall:
             if self.outgoing and not self.ended:
                 chan.set_up()
                 chan.queue_control(Control.ANSWER)
+            bridge = chan.bridge
+            if bridge is not None and hasattr(bridge, "wake"):
+                # bridged before the media was up (Answer() then Dial() at once): the
+                # bridge relayed frames; let it look again and relay packets natively
+                bridge.wake()
 
     async def _watch_media(self, limit: float) -> None:
         rtp = self.rtp
