@@ -127,6 +127,19 @@ class Rig:
         wait_for(lambda: "Registered SIP '0000FFFF0001'" in self.server.output(), timeout=20, what="registration")
         return self.phone
 
+    def dial(self, exten: str) -> tuple[Baresip, JinglePeer]:
+        """A SIP phone (440 Hz) that dials ``exten``; and alice, the Jingle phone."""
+        phone = self.sip_phone(440)
+        assert self.alice is not None
+        phone.command("dial", f"sip:{exten}@127.0.0.1:{self.port}")
+        return phone, self.alice
+
+    def __enter__(self) -> "Rig":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         if self.phone is not None:
             self.phone.stop()
@@ -138,9 +151,8 @@ class Rig:
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
-    r = Rig(tmp_path)
-    yield r
-    r.close()
+    with Rig(tmp_path) as r:
+        yield r
 
 
 def sip_heard(phone: Baresip) -> float:
@@ -187,12 +199,8 @@ def test_dial_motif_from_a_sip_phone_rings_the_jingle_peer(rig: Rig) -> None:
 
 
 def test_opus_from_the_jingle_side_is_transcoded_for_the_sip_phone(tmp_path: Path) -> None:
-    rig = Rig(tmp_path, allow="opus,ulaw")
-    try:
-        phone = rig.sip_phone(440)
-        alice = rig.alice
-        assert alice is not None
-        phone.command("dial", f"sip:123@127.0.0.1:{rig.port}")
+    with Rig(tmp_path, allow="opus,ulaw") as rig:
+        phone, alice = rig.dial("123")
         sess = alice.wait_session(lambda s: s.state == "active" and s.media_at, timeout=20)
         phone.wait_event("CALL_ESTABLISHED", timeout=15)
         sessions = rig.server.rx("motif show sessions")
@@ -203,18 +211,12 @@ def test_opus_from_the_jingle_side_is_transcoded_for_the_sip_phone(tmp_path: Pat
         alice.hangup(sess.sid)
         phone.wait_event("CALL_CLOSED", timeout=10)
         assert abs(sip_heard(phone) - 1000) < 15
-    finally:
-        rig.close()
 
 
 def test_jingle_message_initiation_both_ways(tmp_path: Path) -> None:
     """XEP-0353 as Conversations, Dino and Movim use it: propose/ringing/proceed, then Jingle."""
-    rig = Rig(tmp_path, jmi=True)
-    try:
-        phone = rig.sip_phone(440)
-        alice = rig.alice
-        assert alice is not None
-        phone.command("dial", f"sip:123@127.0.0.1:{rig.port}")
+    with Rig(tmp_path, jmi=True) as rig:
+        phone, alice = rig.dial("123")
         sess = alice.wait_session(lambda s: s.state == "active" and s.media_at, timeout=20)
         assert any(seen.startswith("propose:") and seen.endswith(sess.sid) for seen in alice.jmi_seen), alice.jmi_seen
         phone.wait_event("CALL_ESTABLISHED", timeout=15)
@@ -226,41 +228,27 @@ def test_jingle_message_initiation_both_ways(tmp_path: Path) -> None:
         alice.wait_session(lambda s: s.sid == sid and s.state == "active" and s.media_at, timeout=15)
         phone.wait_event("CALL_ESTABLISHED", timeout=15)
         alice.hangup(sid)
-    finally:
-        rig.close()
 
 
 @pytest.mark.parametrize("answer,status", [("decline", "NOANSWER"), ("busy", "BUSY"), ("ignore", "NOANSWER")])
 def test_a_jingle_callee_that_declines_is_busy_or_never_answers(tmp_path: Path, answer: str, status: str) -> None:
-    rig = Rig(tmp_path, answer=answer)
-    try:
-        phone = rig.sip_phone(440)
-        alice = rig.alice
-        assert alice is not None
-        phone.command("dial", f"sip:124@127.0.0.1:{rig.port}")
+    with Rig(tmp_path, answer=answer) as rig:
+        phone, alice = rig.dial("124")
         wait_for(lambda: rig.server.rx("database get motif fault").strip().endswith(status), timeout=15, what=status)
         if answer == "ignore":  # Dial's timeout: we cancel the session
             sess = alice.wait_session(lambda s: s.state == "ended", timeout=5)
             assert sess.reason == "cancel"
         assert "0 Jingle session(s)" in rig.server.rx("motif show sessions")
-    finally:
-        rig.close()
 
 
 def test_a_dtls_fingerprint_that_does_not_match_ends_the_call(tmp_path: Path) -> None:
-    rig = Rig(tmp_path, bad_fingerprint=True)
-    try:
-        phone = rig.sip_phone(440)
-        alice = rig.alice
-        assert alice is not None
-        phone.command("dial", f"sip:124@127.0.0.1:{rig.port}")
+    with Rig(tmp_path, bad_fingerprint=True) as rig:
+        phone, alice = rig.dial("124")
         wait_for(lambda: "CONGESTION" in rig.server.rx("database get motif fault"), timeout=20,
                  what="CONGESTION after the DTLS failure")
         sess = alice.wait_session(lambda s: s.state == "ended", timeout=5)
         assert sess.reason == "security-error"
         assert "does not match its fingerprint" in rig.server.output()
-    finally:
-        rig.close()
 
 
 def test_malformed_jingle_is_refused_and_the_pbx_goes_on(rig: Rig) -> None:
@@ -298,8 +286,7 @@ def test_malformed_jingle_is_refused_and_the_pbx_goes_on(rig: Rig) -> None:
 
 
 def test_a_peer_that_vanishes_from_the_media_path_is_hung_up(tmp_path: Path) -> None:
-    rig = Rig(tmp_path, extra="rtptimeout=2")
-    try:
+    with Rig(tmp_path, extra="rtptimeout=2") as rig:
         alice = rig.alice
         assert alice is not None
         phone = rig.sip_phone(440)
@@ -312,5 +299,3 @@ def test_a_peer_that_vanishes_from_the_media_path_is_hung_up(tmp_path: Path) -> 
         assert "no media from the peer for 2 s (rtptimeout)" in rig.server.output()
         phone.wait_event("CALL_CLOSED", timeout=10)  # the bridged SIP leg is hung up too
         wait_for(lambda: "0 active channels" in rig.server.rx("core show channels"), what="no channels")
-    finally:
-        rig.close()
