@@ -94,22 +94,23 @@ class Rig:
         need_prosody()
         need_slixmpp()
         self.tmp = tmp
+        self.port = free_port()
+        start = free_range(202)
+        self.phone: Baresip | None = None
+        self.alice: JinglePeer | None = None
+        self.server: Server | None = None
         self.prosody = Prosody(tmp / "prosody")
         self.prosody.befriend("asterisk", "alice")
         self.prosody.start()
-        self.port = free_port()
-        start = free_range(202)
-        self.server = Server(tmp / "etc", {
-            "sip.conf": SIP.format(port=self.port),
-            "extensions.conf": DIALPLAN.replace("{timeout}", str(timeout)),
-            "xmpp.conf": XMPP.format(port=self.prosody.port, cafile=self.prosody.cafile),
-            "motif.conf": MOTIF.format(allow=allow, extra=extra),
-            "rtp.conf": RTP.format(start=start, end=start + 200),
-            "asterisk.conf": "[options]\nverbose=3\n"})
-        self.server.start()
-        self.phone: Baresip | None = None
-        self.alice: JinglePeer | None = None
         try:
+            self.server = Server(tmp / "etc", {
+                "sip.conf": SIP.format(port=self.port),
+                "extensions.conf": DIALPLAN.replace("{timeout}", str(timeout)),
+                "xmpp.conf": XMPP.format(port=self.prosody.port, cafile=self.prosody.cafile),
+                "motif.conf": MOTIF.format(allow=allow, extra=extra),
+                "rtp.conf": RTP.format(start=start, end=start + 200),
+                "asterisk.conf": "[options]\nverbose=3\n"})
+            self.server.start()
             wait_for(lambda: "Connected" in self.server.rx("xmpp show connections"), what="the XMPP connection")
             self.alice = JinglePeer(self.prosody, "alice", tone=1000.0, answer=answer,
                                     bad_fingerprint=bad_fingerprint, jmi=jmi).start()
@@ -145,7 +146,8 @@ class Rig:
             self.phone.stop()
         if self.alice is not None:
             self.alice.stop()
-        self.server.stop()
+        if self.server is not None:
+            self.server.stop()
         self.prosody.close()
 
 
