@@ -104,3 +104,51 @@ def test_rtcp_port_is_bound_only_once_media_flows() -> None:
         assert not _bound(session.port + 1) and session._rtcp_timer is None
 
     asyncio.run(main())
+
+
+class _FakeEndpoint:
+    def __init__(self) -> None:
+        self.sent: list[tuple[object, tuple[str, int]]] = []
+
+    def send(self, message: object, dest: tuple[str, int]) -> None:
+        self.sent.append((message, dest))
+
+
+class _FakeCall:
+    """What _Retransmit2xx uses of a SipCall."""
+
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+        self.acked = asyncio.Event()
+        self.finished = False
+        self.source = ("127.0.0.1", 5061)
+        self.chan = None
+        self.hangups = 0
+        self._2xx: object = None
+        self.stack = SimpleNamespace(endpoint=_FakeEndpoint(), pbx=SimpleNamespace(spawn=asyncio.ensure_future))
+
+    async def hangup(self) -> None:
+        self.hangups += 1
+
+
+def test_2xx_is_resent_until_the_ack_then_the_call_is_hung_up_without_one() -> None:
+    from hookflash.sip.call import _Retransmit2xx
+
+    response = build_response(parse_message(INVITE), 200, to_tag="t")
+
+    async def main() -> tuple[int, int, int, int]:
+        acked = _FakeCall()
+        acked._2xx = timer = _Retransmit2xx(acked, response, 0.01)  # type: ignore[arg-type]
+        await asyncio.sleep(0.035)  # resends at 10 and 30 ms (T1, then 2·T1 later)
+        acked.acked.set()
+        timer.cancel()
+        sent_before_ack = len(acked.stack.endpoint.sent)
+        await asyncio.sleep(0.1)
+        lost = _FakeCall()
+        lost._2xx = _Retransmit2xx(lost, response, 0.01)  # type: ignore[arg-type]
+        await asyncio.sleep(2.0)  # gives up once 64·T1 = 0.64 s have passed: at 1.27 s
+        return sent_before_ack, len(acked.stack.endpoint.sent), len(lost.stack.endpoint.sent), lost.hangups
+
+    sent_before_ack, sent_after, lost_sent, hangups = asyncio.run(main())
+    assert sent_before_ack >= 1 and sent_after == sent_before_ack  # nothing after the ACK
+    assert lost_sent == 7 and hangups == 1  # at 10, 30, 70, 150, 310, 630 and 1270 ms
