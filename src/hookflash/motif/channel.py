@@ -194,12 +194,11 @@ class JingleCall:
         self.media_up = False
         self.rang = False
         self.ended = False
-        self.created = time.time()
         self.local_jid = ""
         self._media_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._gathered: asyncio.Task[list[Any]] | None = None
-        self.cause = 0
+        self._last_error = ""  # the condition of the last IQ error (or timeout)
 
     # ================================================================== helpers
     @property
@@ -353,7 +352,7 @@ class JingleCall:
         log.debug("Jingle session-initiate to %s (sid %s)", self.peer, self.sid)
         if not await self._send(self.offer):
             self.ended = True
-            chan.hangupcause = 20 if getattr(self, "_last_error", "") in (
+            chan.hangupcause = 20 if self._last_error in (
                 "service-unavailable", "item-not-found", "recipient-unavailable", "remote-server-not-found",
                 "timeout") else 38
             chan.queue_control(Control.CONGESTION)
@@ -388,7 +387,7 @@ class JingleCall:
         self.chosen = chosen
         self._use_codec(*chosen)
         self.absorb(content.transport)
-        self._media_task = self.module.spawn(self._start_media(content.transport.kind, controlling=True))
+        self._media_task = self.module.spawn(self._start_media(content.transport.kind))
 
     # ================================================================== incoming
     async def start_incoming(self, j: Jingle) -> None:
@@ -459,12 +458,12 @@ class JingleCall:
         accept = Jingle("session-accept", self.sid, initiator=self._initiator(), responder=self.local_jid,
                         contents=[content])
         self.accepted = True
-        self._media_task = self.module.spawn(self._start_media(remote.kind, controlling=False))
+        self._media_task = self.module.spawn(self._start_media(remote.kind))
         if not await self._send(accept):
             await self._fail("the peer refused our session-accept", "general-error", 41)
 
     # ================================================================== both
-    async def _start_media(self, kind: str, controlling: bool) -> None:
+    async def _start_media(self, kind: str) -> None:
         rtp = self.rtp
         if rtp is None:
             return
@@ -500,11 +499,11 @@ class JingleCall:
             await self._fail(f"media set-up failed: {exc}", "failed-transport", 38)
             return
         self.media_up = True
-        self.setup_ms = (time.monotonic() - started) * 1000
+        setup_ms = (time.monotonic() - started) * 1000
         if self.endpoint.rtptimeout:
             self._watch_task = self.module.spawn(self._watch_media(self.endpoint.rtptimeout))
         chan = self.chan
-        log.debug("Jingle media up with %s in %.1f ms (%s%s)", self.peer, self.setup_ms,
+        log.debug("Jingle media up with %s in %.1f ms (%s%s)", self.peer, setup_ms,
                   self.kind, ", DTLS-SRTP" if self.remote_fp else "")
         if chan is not None:
             chan.set_var("MOTIF_SRTP", "yes" if self.remote_fp else "no")

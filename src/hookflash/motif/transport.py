@@ -325,7 +325,6 @@ class MediaTransport:
         self._pending_dtls: list[bytes] = []
         self._early_media: list[bytes] = []
         self._watch: asyncio.Task[None] | None = None
-        self.packets_in = self.packets_out = 0
         self.protect_errors = 0
 
     # -- the local side
@@ -424,7 +423,6 @@ class MediaTransport:
                 if self.protect_errors == 1:
                     log.warning("SRTP protect failed: %s", exc)
                 return
-        self.packets_out += 1
         self._send_raw(data, 2 if (rtcp and not self.rtcp_mux) else 1)
 
     def _on_data(self, data: bytes, component: int) -> None:
@@ -458,7 +456,6 @@ class MediaTransport:
         session = self.session
         if session is None:
             return
-        self.packets_in += 1
         if rtcp:
             session.on_rtcp(data, self.remote_addr or ("0.0.0.0", 0))
         else:
