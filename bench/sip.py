@@ -320,12 +320,27 @@ class Hookflash(Sut):
     def problems(self) -> str:
         if self.proc is None:
             return ""
+        out = self.stalls()
         lines = self.log.read_text(errors="replace").splitlines()
         bad = [ln for ln in lines if re.search(r"ERROR|WARNING|Traceback|Exception", ln)]
         if not bad:
-            return ""
+            return out
         kinds = Counter(re.sub(r"^\[[^\]]*\] ", "", re.sub(r"[0-9a-f]{8}\b|\d+", "#", ln))[:140] for ln in bad)
-        return "; ".join(f"{n}x {k}" for k, n in kinds.most_common(4))
+        return "; ".join([out] + [f"{n}x {k}" for k, n in kinds.most_common(4)])
+
+    def stalls(self) -> str:
+        """`core show loop` in one line: the worst event-loop lag and collection of the last
+        minute and the stalls (100 ms or more), so a failed probe can be tied to one."""
+        report = self.rx("core show loop")
+        lag = re.search(r"Max lag:.*1 min ([\d.]+) ms", report)
+        gcm = re.search(r"Max GC:.*1 min ([\d.]+) ms", report)
+        stalls = re.findall(r"(\d\d:\d\d:\d\d\.\d+)\s+(\S+(?: gen\d)?)\s+([\d.]+) ms", report)
+        if not lag:
+            return f"loop: {report.strip()[:100]}"
+        text = f"loop lag max {lag.group(1)} ms, GC max {gcm.group(1) if gcm else '?'} ms"
+        if stalls:
+            text += ", stalls: " + " ".join(f"{t} {w} {float(ms):.0f} ms" for t, w, ms in stalls[-5:])
+        return text
 
 
 class Sippy(Sut):

@@ -1,6 +1,6 @@
 """The core console commands, in Asterisk's layouts.
 
-``help``, ``core show version|uptime|channels|channel|applications|application|functions|function``,
+``help``, ``core show version|uptime|loop|channels|channel|applications|application|functions|function``,
 ``core set verbose|debug``, ``core stop now|gracefully``, ``module show|load|unload|reload``,
 ``reload``, ``dialplan show globals``.
 """
@@ -45,6 +45,10 @@ def _uptime(args: CliArgs) -> str:
     now = time.time()
     return (f"System uptime: {_duration(now - args.pbx.started)}\n"
             f"Last reload: {_duration(now - args.pbx.last_reload)}\n")
+
+
+def _loop(args: CliArgs) -> str:
+    return args.pbx.loopwatch.report()
 
 
 def _channels(args: CliArgs) -> str:
@@ -306,6 +310,8 @@ class CoreModule(Module):
               "Usage: core show help [topic]"),
             C(("core", "show", "version"), _version, "Display version info", "Usage: core show version"),
             C(("core", "show", "uptime"), _uptime, "Show uptime information", "Usage: core show uptime"),
+            C(("core", "show", "loop"), _loop, "Show event-loop lag, collector pauses and stalls (hookflash)",
+              "Usage: core show loop"),
             C(("core", "show", "channels"), _channels, "Display information on channels",
               "Usage: core show channels [concise|count]"),
             C(("core", "show", "channel"), _channel, "Display information on a specific channel",

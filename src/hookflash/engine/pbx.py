@@ -19,6 +19,7 @@ from hookflash.channels.channel import Channel, Control, HangupCause
 from hookflash.conf import ConfigError, ConfigFile, load
 from hookflash.conf.asterisk_conf import AsteriskConf, load_asterisk_conf
 from hookflash.dialplan.model import Dialplan
+from hookflash.engine.loopwatch import LoopWatch
 from hookflash.engine.modules import ModuleManager
 from hookflash.engine.registry import Registry
 from hookflash.engine.verbose import ConsoleLogHandler, Verbosity
@@ -87,6 +88,7 @@ class Pbx:
         self._log_handler = ConsoleLogHandler(self.verbosity)
         self.accepting_calls = True
         self.stop_requested = asyncio.Event()
+        self.loopwatch = LoopWatch()
 
     # ------------------------------------------------------------------ lifecycle
     def apply_log_level(self) -> None:
@@ -100,6 +102,7 @@ class Pbx:
         logging.getLogger("hookflash").addHandler(self._log_handler)
         for path in (self.dirs.astspooldir, self.dirs.astlogdir, self.dirs.astrundir, self.dirs.astdbdir):
             Path(path).mkdir(parents=True, exist_ok=True)
+        self.loopwatch.start()
         await self.modules.load_from_config()
         self.verbose(1, f"hookflash {__version__} ready; configuration from {self.config_dir}")
 
@@ -115,6 +118,7 @@ class Pbx:
             except Exception:
                 log.exception("Module %s failed to stop", name)
         logging.getLogger("hookflash").removeHandler(self._log_handler)
+        self.loopwatch.stop()
         self.stopping.set()
 
     def request_stop(self) -> None:

@@ -1,0 +1,45 @@
+"""core show loop: a stall of the event loop and a collection are seen, with their time."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+
+from hookflash.engine.loopwatch import LoopWatch
+
+
+def test_a_blocked_loop_is_reported_as_a_stall() -> None:
+    async def main() -> str:
+        watch = LoopWatch(interval=0.02, stall_ms=100)
+        watch.start()
+        await asyncio.sleep(0.1)
+        time.sleep(0.25)  # someone blocks the loop
+        await asyncio.sleep(0.1)
+        gc.collect()
+        report = watch.report()
+        assert 0.2 <= watch.max_lag(10) < 1.0
+        watch.stop()
+        return report
+
+    report = asyncio.run(main())
+    assert "Stalls of 100 ms or more (last 20): 1" in report
+    stall = [ln for ln in report.splitlines() if ln.strip().endswith("ms") and "loop" in ln and ":" in ln[:20]]
+    assert stall, report
+    assert float(stall[0].split()[-2]) >= 200
+    assert "GC gen2:   1 collections" in report or "GC gen2:   2 collections" in report
+
+
+def test_quiet_loop_has_no_stall_and_stop_detaches() -> None:
+    async def main() -> LoopWatch:
+        watch = LoopWatch(interval=0.01)
+        watch.start()
+        await asyncio.sleep(0.2)
+        watch.stop()
+        return watch
+
+    watch = asyncio.run(main())
+    assert not watch.stalls
+    assert watch.max_lag(10) < 0.1
+    assert watch._on_gc not in gc.callbacks
+    assert watch.report() == "Loop watch is not running\n"
