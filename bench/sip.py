@@ -300,12 +300,13 @@ class Hookflash(Sut):
                 "allowguest=yes\nalwaysauthreject=yes\ndisallow=all\nallow=ulaw\n")
 
     def start_proxy(self, uas_port: int) -> None:
-        # SIP/exten@host:port (a host that is not a peer); SIP/peer/exten with a
-        # [uas] type=peer would work too (src/hookflash/sip/module.py).
+        # as the Asterisk under test: Dial(SIP/peer/exten) to a [uas] type=peer
+        peer = (f"\n[uas]\ntype=peer\nhost=127.0.0.1\nport={uas_port}\ncontext=bench\n"
+                "insecure=invite\nqualify=no\n")
         dialplan = ("[bench]\n"
-                    f"exten => _X.,1,Dial(SIP/${{EXTEN}}@127.0.0.1:{uas_port})\n"
+                    "exten => _X.,1,Dial(SIP/uas/${EXTEN})\n"
                     " same => n,Hangup()\n")
-        self._start(self.general(), dialplan)
+        self._start(self.general() + peer, dialplan)
 
     def start_registrar(self, users: list[tuple[str, str]]) -> None:
         conf = self.general() + "\n[phone](!)\ntype=friend\nhost=dynamic\ncontext=bench\n"
