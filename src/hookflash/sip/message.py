@@ -235,6 +235,8 @@ _MANDATORY = (("to", "To"), ("from", "From"), ("call-id", "Call-ID"), ("cseq", "
 
 
 def _key(name: str) -> str:
+    """The key a header name is stored and looked up under: lowercase, long form.
+    (Hot paths write ``_KEYS.get(name) or _key(name)``: one dict look-up when known.)"""
     k = _KEYS.get(name)
     if k is None:
         k = name.lower()
@@ -244,7 +246,27 @@ def _key(name: str) -> str:
     return k
 
 
-_KEYS: dict[str, str] = {}  # header name as spelt -> lowercase long form
+def _seed_keys() -> dict[str, str]:
+    """The usual spellings of the usual names (as written, lowercase, compact)."""
+    canonical = {"call-id": "Call-ID", "cseq": "CSeq", "www-authenticate": "WWW-Authenticate",
+                 "mime-version": "MIME-Version", "rack": "RAck", "rseq": "RSeq"}
+    names = {*_COMPACT.values(), *_LIST_HEADERS, "to", "from", "call-id", "cseq", "max-forwards",
+             "content-length", "content-type", "expires", "min-expires", "user-agent", "server",
+             "subject", "date", "timestamp", "authorization", "proxy-authorization",
+             "www-authenticate", "proxy-authenticate", "authentication-info", "organization",
+             "priority", "retry-after", "warning", "content-disposition", "content-language",
+             "mime-version", "rack", "rseq", "event", "subscription-state", "refer-to",
+             "referred-by", "replaces", "p-asserted-identity", "privacy", "min-se"}
+    keys: dict[str, str] = {}
+    for key in names:
+        title = canonical.get(key) or "-".join(w.capitalize() for w in key.split("-"))
+        keys[key] = keys[title] = keys[title.lower()] = key
+    for letter, key in _COMPACT.items():
+        keys[letter] = keys[letter.upper()] = key
+    return keys
+
+
+_KEYS: dict[str, str] = _seed_keys()  # header name as spelt -> lowercase long form
 
 
 def _is_digits(text: str, max_len: int = 10) -> bool:
@@ -724,11 +746,20 @@ class Headers:
     __slots__ = ("_cache", "_items")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str, str]] = [(_key(n), n, v) for n, v in items]
+        keys = _KEYS
+        self._items: list[tuple[str, str, str]] = [(keys.get(n) or _key(n), n, v) for n, v in items]
         self._cache: dict[str, Any] = {}
 
+    @classmethod
+    def _of(cls, items: list[tuple[str, str, str]], cache: dict[str, Any] | None = None) -> Headers:
+        """Headers holding ``items`` (key, name as spelt, value) as they are (not copied)."""
+        new = cls.__new__(cls)
+        new._items = items
+        new._cache = {} if cache is None else cache
+        return new
+
     def get(self, name: str, default: str | None = None) -> str | None:
-        k = _key(name)
+        k = _KEYS.get(name) or _key(name)
         for key, _, value in self._items:
             if key == k:
                 return value
@@ -736,7 +767,7 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Every value; list headers (Via, Contact, Route...) split on top-level commas."""
-        k = _key(name)
+        k = _KEYS.get(name) or _key(name)
         values = [v for key, _, v in self._items if key == k]
         if k not in _LIST_HEADERS:
             return values
@@ -746,7 +777,7 @@ class Headers:
         return [v for k, _, v in self._items if k == key]
 
     def add(self, name: str, value: str) -> None:
-        k = _key(name)
+        k = _KEYS.get(name) or _key(name)
         self._items.append((k, name, value))
         if self._cache:
             self._cache.pop(k, None)  # the views of other headers stay valid
@@ -783,10 +814,8 @@ class Headers:
         return [(n, v) for _, n, v in self._items]
 
     def copy(self) -> Headers:
-        new = Headers()
-        new._items = list(self._items)
-        new._cache = dict(self._cache)  # parsed views are never changed in place: share them
-        return new
+        # parsed views are never changed in place: share them
+        return Headers._of(list(self._items), dict(self._cache))
 
     def share_view(self, other: Headers, key: str) -> None:
         """Reuse ``other``'s parsed view of header ``key`` (a copied header needs no second parse)."""
@@ -796,8 +825,11 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        k = _key(name)
-        return any(item[0] == k for item in self._items)
+        k = _KEYS.get(name) or _key(name)
+        for item in self._items:
+            if item[0] == k:
+                return True
+        return False
 
     def __len__(self) -> int:
         return len(self._items)
@@ -827,58 +859,84 @@ class Headers:
 
 
 class _MessageViews:
-    """Typed views shared by requests and responses, cached in the headers."""
+    """Typed views shared by requests and responses, cached in the headers.
+
+    Each view reads the cache dict of the headers directly (no cached view is None)
+    and parses only on a miss: a view is read a dozen times per message."""
 
     headers: Headers
     body: bytes
 
     @property
     def call_id(self) -> str:
-        h = self.headers
-        return h._cached("call-id", lambda: h.get("call-id") or "")
+        cache = self.headers._cache
+        value = cache.get("call-id")
+        if value is None:
+            value = cache["call-id"] = self.headers.get("call-id") or ""
+        return value  # type: ignore[no-any-return]
 
     @property
     def cseq(self) -> tuple[int, str]:
-        h = self.headers
-        return h._cached("cseq", lambda: parse_cseq(h.get("cseq")))
+        cache = self.headers._cache
+        value = cache.get("cseq")
+        if value is None:
+            value = cache["cseq"] = parse_cseq(self.headers.get("cseq"))
+        return value  # type: ignore[no-any-return]
 
     @property
     def from_addr(self) -> Address:
-        h = self.headers
-        return h._cached("from", lambda: Address.parse(h.get("from") or ""))
+        cache = self.headers._cache
+        value = cache.get("from")
+        if value is None:
+            value = cache["from"] = Address.parse(self.headers.get("from") or "")
+        return value  # type: ignore[no-any-return]
 
     @property
     def to_addr(self) -> Address:
-        h = self.headers
-        return h._cached("to", lambda: Address.parse(h.get("to") or ""))
+        cache = self.headers._cache
+        value = cache.get("to")
+        if value is None:
+            value = cache["to"] = Address.parse(self.headers.get("to") or "")
+        return value  # type: ignore[no-any-return]
+
+    def _vias(self) -> list[Via]:
+        cache = self.headers._cache
+        vias = cache.get("via")
+        if vias is None:
+            vias = cache["via"] = _parse_vias(self.headers._raw("via"))
+        return vias  # type: ignore[no-any-return]
 
     @property
     def vias(self) -> list[Via]:
         """Every Via value, top first (a fresh list; edit the headers to change them)."""
-        h = self.headers
-        return list(h._cached("via", lambda: _parse_vias(h._raw("via"))))
+        return list(self._vias())
 
     @property
     def top_via(self) -> Via:
-        h = self.headers
-        vias = h._cached("via", lambda: _parse_vias(h._raw("via")))
+        vias = self.headers._cache.get("via")
+        if vias is None:
+            vias = self._vias()
         if not vias:
             raise _bad("Missing Via")
-        return vias[0]
+        return vias[0]  # type: ignore[no-any-return]
 
     @property
     def branch(self) -> str:
-        h = self.headers
-        vias = h._cached("via", lambda: _parse_vias(h._raw("via")))
+        vias = self.headers._cache.get("via")
+        if vias is None:
+            vias = self._vias()
         return (vias[0].branch or "") if vias else ""
 
     @property
     def contacts(self) -> list[Address]:
         """Contact values as addresses (empty for ``Contact: *``)."""
-        h = self.headers
-        return list(h._cached("contact", lambda: [
-            Address.parse(v) for v in h.get_all("contact") if v != "*"
-        ]))
+        cache = self.headers._cache
+        value = cache.get("contact")
+        if value is None:
+            value = cache["contact"] = [
+                Address.parse(v) for v in self.headers.get_all("contact") if v != "*"
+            ]
+        return list(value)
 
     @property
     def content_type(self) -> str | None:
