@@ -102,8 +102,8 @@ class Pbx:
         logging.getLogger("hookflash").addHandler(self._log_handler)
         for path in (self.dirs.astspooldir, self.dirs.astlogdir, self.dirs.astrundir, self.dirs.astdbdir):
             Path(path).mkdir(parents=True, exist_ok=True)
-        self.loopwatch.start()
         await self.modules.load_from_config()
+        self.loopwatch.start()  # after the first load: imports block the loop before any call exists
         self.verbose(1, f"hookflash {__version__} ready; configuration from {self.config_dir}")
 
     async def stop(self) -> None:
