@@ -206,6 +206,9 @@ _DISPLAY_TOKENS_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~ \t]+")
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
 _HOST_RE = re.compile(r"[A-Za-z0-9\-._]+|\[[0-9A-Fa-f:.]+\]")
 _GEN_VALUE_RE = re.compile(r'[^\s";,]+|"(?:[^"\\]|\\[\s\S])*"')
+# generic-params without LWS or quoted values: token[=value] *(;token[=value])
+_SIMPLE_PARAM = r"""[A-Za-z0-9\-.!%*_+`'~]+(?:=[^\s";,]+)?"""
+_SIMPLE_PARAMS_RE = re.compile(rf"{_SIMPLE_PARAM}(?:;{_SIMPLE_PARAM})*")
 _COLON_LWS_RE = re.compile(r"[ \t]*:[ \t]*")
 _VERSION_RE = re.compile(r"SIP/[0-9]+\.[0-9]+", re.IGNORECASE)
 _WS = " \t"
@@ -232,6 +235,7 @@ _SINGLE_HEADERS = (
     ("max-forwards", "Max-Forwards"), ("content-type", "Content-Type"),
 )
 _MANDATORY = (("to", "To"), ("from", "From"), ("call-id", "Call-ID"), ("cseq", "CSeq"), ("via", "Via"))
+_MANDATORY_KEYS = frozenset(key for key, _ in _MANDATORY)
 
 
 def _key(name: str) -> str:
@@ -348,6 +352,11 @@ def _parse_params(text: str, strict: bool = True) -> dict[str, str | None]:
     """``name[=value]`` pairs separated by ``;`` (generic-param, §25.1), LWS allowed
     around ``;`` and ``=``; names lowercased, values kept as written (quotes included)."""
     params: dict[str, str | None] = {}
+    if _SIMPLE_PARAMS_RE.fullmatch(text):  # the usual ";tag=x", ";branch=y;rport": all valid
+        for part in text.split(";"):
+            name, eq, value = part.partition("=")
+            params[name.lower()] = value if eq else None
+        return params
     for part in _split_semis(text):
         p = part.strip(_WS)
         if not p:
@@ -1013,20 +1022,34 @@ SipMessage: TypeAlias = SipRequest | SipResponse
 _Problem = tuple[int, str] | None
 
 
-_HEADER_KEYS: dict[str, str] = {}  # header name as spelt (a valid token) -> its key
+# header name as spelt on the wire (a valid token) -> its key; seeded with the usual ones
+_HEADER_KEYS: dict[str, str] = {n: k for n, k in _KEYS.items() if _TOKEN_RE.fullmatch(n)}
 
 
-def _parse_head(raw: bytes) -> tuple[SipMessage, _Problem]:
-    """Start line and header fields (unfolded); problems are reported, not raised, so
-    that a 400/505 can still be built from the headers."""
-    text = raw.decode("utf-8", "surrogateescape")
+def _header_items(lines: list[str]) -> list[tuple[str, str, str]] | None:
+    """The common case: every line is ``Name: value`` with a name already seen (so a
+    valid token) right before the colon; None for anything else (an empty or
+    continuation line, LWS before the colon, a new name...)."""
     known = _HEADER_KEYS
-    lines = text.split("\n")
-    first = lines[0].removesuffix("\r")
+    items: list[tuple[str, str, str]] = []
+    append = items.append
+    for line in lines:
+        name, colon, value = line.partition(":")
+        key = known.get(name)
+        if key is None or not colon:
+            return None
+        append((key, name, value.strip(" \t\r")))
+    return items
+
+
+def _header_items_slow(lines: list[str]) -> tuple[list[tuple[str, str, str]], _Problem]:
+    """Any header lines: continuation lines unfolded, empty lines skipped, malformed
+    lines reported (the first problem) and left out."""
+    known = _HEADER_KEYS
     problem: _Problem = None
     names: list[str] = []
     values: list[str] = []
-    for line in lines[1:]:
+    for line in lines:
         if line and line[-1] == "\r":
             line = line[:-1]
         if not line:
@@ -1047,8 +1070,7 @@ def _parse_head(raw: bytes) -> tuple[SipMessage, _Problem]:
             continue
         names.append(name)
         values.append(line[colon + 1 :].strip(" \t\r"))
-    headers = Headers()
-    items = headers._items
+    items: list[tuple[str, str, str]] = []
     for n, v in zip(names, values):
         k = known.get(n)
         if k is None:
@@ -1056,6 +1078,21 @@ def _parse_head(raw: bytes) -> tuple[SipMessage, _Problem]:
             if len(known) < 512:  # names seen on the wire, as spelt: a few dozen
                 known[n] = k
         items.append((k, n, v))
+    return items, problem
+
+
+def _parse_head(raw: bytes) -> tuple[SipMessage, _Problem]:
+    """Start line and header fields (unfolded); problems are reported, not raised, so
+    that a 400/505 can still be built from the headers."""
+    text = raw.decode("utf-8", "surrogateescape")
+    first, _, rest = text.partition("\n")
+    first = first.removesuffix("\r")
+    lines = rest.split("\n")
+    items = _header_items(lines)
+    problem: _Problem = None
+    if items is None:
+        items, problem = _header_items_slow(lines)
+    headers = Headers._of(items)
     if first[:4].upper() == "SIP/":
         parts = first.split(" ", 2)
         code = parts[1] if len(parts) > 1 else ""
@@ -1077,19 +1114,20 @@ def _parse_head(raw: bytes) -> tuple[SipMessage, _Problem]:
 
 
 def _content_length(headers: Headers) -> int | None:
-    values = headers._raw("content-length")
+    values = [v for k, _, v in headers._items if k == "content-length"]
     if not values:
         return None
-    if any(v != values[0] for v in values):
+    value = values[0]
+    if len(values) > 1 and values.count(value) != len(values):
         raise _bad("Conflicting Content-Length values")
-    if not _is_digits(values[0]):
+    if not _is_digits(value):
         raise _bad("Invalid Content-Length")
-    return int(values[0])
+    return int(value)
 
 
 def _check_request_uri(uri: str) -> None:
     colon = uri.find(":")
-    if colon <= 0 or not _SCHEME_RE.fullmatch(uri[:colon]) or any(c in uri for c in '<>"'):
+    if colon <= 0 or not _SCHEME_RE.fullmatch(uri[:colon]) or "<" in uri or ">" in uri or '"' in uri:
         raise _bad("Invalid Request-URI")
     if uri[:colon].lower() in ("sip", "sips"):
         parsed = SipUri.parse(uri)
@@ -1100,18 +1138,20 @@ def _check_request_uri(uri: str) -> None:
 def _validate(msg: SipMessage, compat_2543: bool) -> None:
     """What every element needs before answering or matching a message (§8.1.1, §8.2)."""
     h = msg.headers
-    counts: dict[str, int] = {}
-    for key, _, _ in h._items:
-        counts[key] = counts.get(key, 0) + 1
+    keys = [item[0] for item in h._items]
+    present = set(keys)
     is_request = isinstance(msg, SipRequest)
-    missing = [label for key, label in _MANDATORY if key not in counts]
-    if is_request and not compat_2543 and "max-forwards" not in counts:
-        missing.append("Max-Forwards")
-    if missing:
+    if not present.issuperset(_MANDATORY_KEYS) or (
+        is_request and not compat_2543 and "max-forwards" not in present
+    ):
+        missing = [label for key, label in _MANDATORY if key not in present]
+        if is_request and not compat_2543 and "max-forwards" not in present:
+            missing.append("Max-Forwards")
         raise _bad(f"Missing header: {', '.join(missing)}")
-    for key, label in _SINGLE_HEADERS:
-        if counts.get(key, 0) > 1:
-            raise _bad(f"Multiple {label} headers")
+    if len(present) != len(keys):  # some name repeats (several Vias...): not a single one?
+        for key, label in _SINGLE_HEADERS:
+            if keys.count(key) > 1:
+                raise _bad(f"Multiple {label} headers")
     if not msg.call_id:
         raise _bad("Empty Call-ID")
     _ = msg.vias, msg.from_addr, msg.to_addr
