@@ -79,27 +79,40 @@ def build_response(
     dialog-forming 101-299 responses (§12.1.1).
     """
     if reason is None:
-        reason = Status(status).phrase if 100 <= status <= 699 else "Unknown"
-    h = Headers()
-    for via in request.headers.get_all("Via"):
-        h.add("Via", via)
-    h.add("From", _header(request, "From"))
-    to = _header(request, "To")
-    h.add("To", to if status == 100 else _with_tag(to, request.to_addr, to_tag))
-    h.add("Call-ID", _header(request, "Call-ID"))
-    h.add("CSeq", _header(request, "CSeq"))
-    for key in ("via", "from", "cseq"):  # the same values: no second parse of them
-        h.share_view(request.headers, key)
+        reason = _PHRASES.get(status) or (Status(status).phrase if 100 <= status <= 699 else "Unknown")
+    req = request.headers
+    first = req._first_values()
+    items = [("via", "Via", via) for via in req.get_all("Via")]
+    items.append(("from", "From", _first(first, "from", "From")))
+    to = _first(first, "to", "To")
+    items.append(("to", "To", to if status == 100 else _with_tag(to, request.to_addr, to_tag)))
+    items.append(("call-id", "Call-ID", _first(first, "call-id", "Call-ID")))
+    items.append(("cseq", "CSeq", _first(first, "cseq", "CSeq")))
     if status == 100:
-        stamp = request.headers.get("Timestamp")
+        stamp = first.get("timestamp")
         if stamp is not None:
-            h.add("Timestamp", stamp)
-    elif status < 300:
-        for rr in request.headers.get_all("Record-Route"):
-            h.add("Record-Route", rr)
-    for name, value in headers:
-        h.add(name, value)
-    return SipResponse(status, reason, h, body)
+            items.append(("timestamp", "Timestamp", stamp))
+    elif status < 300 and "record-route" in first:
+        items += [("record-route", "Record-Route", rr) for rr in req.get_all("Record-Route")]
+    # the same values: no second parse of them
+    cache = {key: req._cache[key] for key in _SHARED_VIEWS if key in req._cache}
+    if headers:
+        extra = Headers(headers)._items
+        items += extra
+        for key, _, _ in extra:  # as Headers.add would: a view of a header added is stale
+            cache.pop(key, None)
+    return SipResponse(status, reason, Headers._of(items, cache), body)
+
+
+def _first(values: dict[str, str], key: str, name: str) -> str:
+    value = values.get(key)
+    if value is None:
+        raise ValueError(f"message has no {name} header")
+    return value
+
+
+_SHARED_VIEWS = ("via", "from", "cseq")
+_PHRASES = {int(s): s.phrase for s in Status}
 
 
 def build_cancel(request: SipRequest) -> SipRequest:
@@ -168,6 +181,9 @@ class Dialog:
     secure: bool = False
     state: DialogState = DialogState.CONFIRMED
     local_contact: str | None = None
+    _texts: tuple[tuple[Address, str, Address, str], tuple[str, str]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def id(self) -> DialogId:
@@ -302,21 +318,32 @@ class Dialog:
         self, method: str, number: int, via: str | None, headers: HeaderItems, body: bytes
     ) -> SipRequest:
         uri, routes = self.next_hop()
-        h = Headers()
-        if via is not None:
-            h.add("Via", via)
-        h.add("Max-Forwards", "70")
-        for route in routes:
-            h.add("Route", route)
-        h.add("From", str(self.local.with_tag(self.local_tag)))
-        h.add("To", str(self.remote.with_tag(self.remote_tag)))
-        h.add("Call-ID", self.call_id)
-        h.add("CSeq", f"{number} {method}")
+        items = [("via", "Via", via)] if via is not None else []
+        items.append(("max-forwards", "Max-Forwards", "70"))
+        if routes:
+            items += [("route", "Route", route) for route in routes]
+        local, remote = self._addresses()
+        items.append(("from", "From", local))
+        items.append(("to", "To", remote))
+        items.append(("call-id", "Call-ID", self.call_id))
+        items.append(("cseq", "CSeq", f"{number} {method}"))
         if self.local_contact is not None and method in _CONTACT_METHODS:
-            h.add("Contact", self.local_contact)
-        for name, value in headers:
-            h.add(name, value)
-        return SipRequest(method, uri, h, body)
+            items.append(("contact", "Contact", self.local_contact))
+        if headers:
+            items += Headers(headers)._items
+        return SipRequest(method, uri, Headers._of(items), body)
+
+    def _addresses(self) -> tuple[str, str]:
+        """From and To of the dialog's requests (with tags), as text: kept while
+        ``local``, ``remote`` and the tags stay equal (addresses are never changed in
+        place), so that a BYE or ACK does not format them again."""
+        key = (self.local, self.local_tag, self.remote, self.remote_tag)
+        texts = self._texts
+        if texts is None or texts[0] != key:
+            texts = self._texts = (key, (
+                str(self.local.with_tag(self.local_tag)), str(self.remote.with_tag(self.remote_tag))
+            ))
+        return texts[1]
 
     def next_hop(self) -> tuple[str, list[str]]:
         """§12.2.1.1: Request-URI and Route values (loose or strict first hop)."""

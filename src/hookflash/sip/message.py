@@ -785,6 +785,10 @@ class Headers:
     def _raw(self, key: str) -> list[str]:
         return [v for k, _, v in self._items if k == key]
 
+    def _first_values(self) -> dict[str, str]:
+        """key -> the first value of each header (one pass, for reading several)."""
+        return {k: v for k, _, v in reversed(self._items)}
+
     def add(self, name: str, value: str) -> None:
         k = _KEYS.get(name) or _key(name)
         self._items.append((k, name, value))
@@ -953,19 +957,22 @@ class _MessageViews:
         return value.split(";", 1)[0].strip(_WS).lower() if value else None
 
     def _serialise(self, start_line: str) -> bytes:
-        lines = [start_line]
-        length_written = False
-        for key, name, value in self.headers._items:
-            if key == "content-length":
-                if length_written:
-                    continue
-                value = str(len(self.body))
-                length_written = True
-            lines.append(f"{name}: {value}")
-        if not length_written:
-            lines.append(f"Content-Length: {len(self.body)}")
+        """Start line, headers as spelt, one Content-Length (at the place and with the
+        spelling of the first one, else last) with the length of the body, the body."""
+        body = self.body
+        items = self.headers._items
+        # None marks a Content-Length: its value is written anew, once
+        lines: list[str | None] = [start_line]
+        lines += [f"{name}: {value}" if key != "content-length" else None for key, name, value in items]
+        if None in lines:
+            at = lines.index(None)
+            lines[at] = f"{items[at - 1][1]}: {len(body)}"
+            if None in lines:
+                lines = [line for line in lines if line is not None]
+        else:
+            lines.append(f"Content-Length: {len(body)}")
         lines.append("\r\n")
-        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
+        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + body  # type: ignore[arg-type]
 
 
 def _parse_vias(values: list[str]) -> list[Via]:
