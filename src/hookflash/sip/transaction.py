@@ -33,7 +33,7 @@ import logging
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from enum import Enum, auto
-from typing import Final, TypeAlias
+from typing import Final, NamedTuple, TypeAlias
 
 from hookflash.sip.dialog import build_ack, build_response
 from hookflash.sip.message import (
@@ -42,6 +42,7 @@ from hookflash.sip.message import (
     SipMessage,
     SipRequest,
     SipResponse,
+    Via,
 )
 
 __all__ = [
@@ -74,7 +75,15 @@ class TimerConfig:
     timer_d: float = 32.0  # §17.1.1.2: "at least 32 seconds" on unreliable transports
 
 
-class Timer(Enum):
+class _Enum(Enum):
+    """An enum hashed by identity (in C): members are dict keys on every message, and
+    ``Enum.__hash__`` (hash of the name) is Python code. Members are singletons and
+    compare by identity, so this hash agrees with ``==``."""
+
+    __hash__ = object.__hash__
+
+
+class Timer(_Enum):
     A = auto()  # INVITE client retransmit
     B = auto()  # INVITE client timeout
     D = auto()  # INVITE client: absorb final retransmissions
@@ -105,9 +114,11 @@ def timer_duration(timer: Timer, cfg: TimerConfig, reliable: bool) -> float | No
 
 
 # --------------------------------------------------------------------------- actions
+# Plain (not frozen) slots dataclasses: several are made per message, and a frozen
+# dataclass pays an object.__setattr__ per field. Treat them as read-only.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Send:
     """Hand ``message`` to the transport for ``dest``."""
 
@@ -116,7 +127,7 @@ class Send:
     transaction: Transaction | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Deliver:
     """Pass ``message`` to the TU; ``transaction`` is None for stray messages."""
 
@@ -129,7 +140,7 @@ class Deliver:
         return self.transaction is None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Timeout:
     """Timer B, F or H fired: the transaction failed (§17.1.1.2, §17.1.2.2, §17.2.1)."""
 
@@ -137,14 +148,14 @@ class Timeout:
     timer: Timer
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransportError:
     """The transport failed to send (§17.1.4, §17.2.4)."""
 
     transaction: Transaction
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Terminated:
     transaction: Transaction
 
@@ -155,14 +166,14 @@ Action: TypeAlias = Send | Deliver | Timeout | TransportError | Terminated
 # --------------------------------------------------------------------------- the table
 
 
-class Kind(Enum):
+class Kind(_Enum):
     INVITE_CLIENT = auto()
     NON_INVITE_CLIENT = auto()
     INVITE_SERVER = auto()
     NON_INVITE_SERVER = auto()
 
 
-class State(Enum):
+class State(_Enum):
     CALLING = auto()
     TRYING = auto()
     PROCEEDING = auto()
@@ -172,7 +183,7 @@ class State(Enum):
     TERMINATED = auto()
 
 
-class Event(Enum):
+class Event(_Enum):
     R1XX = auto()  # response received (client)
     R2XX = auto()
     R3XX_6XX = auto()
@@ -184,7 +195,7 @@ class Event(Enum):
     TRANSPORT_ERROR = auto()
 
 
-class Do(Enum):
+class Do(_Enum):
     SEND_REQUEST = auto()  # (re)send the request that created the transaction
     DELIVER = auto()  # pass the received response up
     DELIVER_STRAY = auto()  # pass a request up outside the transaction (ACK for 2xx)
@@ -197,7 +208,7 @@ class Do(Enum):
     REPORT_TRANSPORT_ERROR = auto()
 
 
-class Backoff(Enum):
+class Backoff(_Enum):
     DOUBLE = auto()  # Timer A: 2x, uncapped
     DOUBLE_CAP_T2 = auto()  # Timers E (Trying), G: min(2x, T2)
     T2 = auto()  # Timer E in Proceeding: T2
@@ -315,6 +326,69 @@ def _classify(status: int, server: bool) -> Event:
     return Event.TU_3XX_6XX if server else Event.R3XX_6XX
 
 
+class Plan(NamedTuple):
+    """One rule of :data:`TRANSITIONS` as the engine runs it: the timers to stop, the
+    actions to take in table order, the timer to back off and re-arm, the timers to
+    start as ``(timer, retransmits)`` pairs. Only the actions produce output, so doing
+    the timer effects apart from them leaves the result as the table says."""
+
+    state: State | None
+    stops: tuple[Timer, ...]
+    dos: tuple[Do, ...]
+    again: Again | None
+    starts: tuple[tuple[Timer, bool], ...]
+
+
+_RETRANSMIT_TIMERS: Final = frozenset({Timer.A, Timer.E, Timer.G})
+
+
+def _plan(new_state: State | None, effects: Iterable[Effect]) -> Plan:
+    effects = tuple(effects)
+    agains = [e for e in effects if isinstance(e, Again)]
+    assert len(agains) <= 1
+    return Plan(
+        new_state,
+        tuple(e.timer for e in effects if isinstance(e, Stop)),
+        tuple(e for e in effects if isinstance(e, Do)),
+        agains[0] if agains else None,
+        tuple((e.timer, e.timer in _RETRANSMIT_TIMERS) for e in effects if isinstance(e, Start)),
+    )
+
+
+#: kind -> state -> trigger -> plan: :data:`TRANSITIONS` compiled, one dict per state.
+PLANS: Final[dict[Kind, dict[State, dict[Trigger, Plan]]]] = {
+    kind: {state: {} for state in State} for kind in Kind
+}
+for (_k, _s, _trigger), (_new, _effects) in TRANSITIONS.items():
+    PLANS[_k][_s][_trigger] = _plan(_new, _effects)
+#: kind -> (entry state, what to do when the transaction starts)
+_INITIAL_PLANS: Final[dict[Kind, Plan]] = {
+    kind: _plan(state, effects) for kind, (state, effects) in INITIAL.items()
+}
+
+
+_DURATIONS: dict[tuple[int, bool], tuple[TimerConfig, dict[Timer, float | None]]] = {}
+
+
+def _durations(cfg: TimerConfig, reliable: bool) -> dict[Timer, float | None]:
+    """Every :func:`timer_duration` for ``cfg``, computed once per configuration (looked
+    up by identity: hashing the dataclass would cost more than the table saves)."""
+    entry = _DURATIONS.get((id(cfg), reliable))
+    if entry is None or entry[0] is not cfg:
+        if len(_DURATIONS) > 64:
+            _DURATIONS.clear()
+        entry = _DURATIONS[id(cfg), reliable] = (
+            cfg, {timer: timer_duration(timer, cfg, reliable) for timer in Timer})
+    return entry[1]
+
+
+# One sequence for every heap entry: ties on the deadline keep the order of arming,
+# and a transaction is never compared.
+_SEQ = itertools.count()
+
+HeapEntry: TypeAlias = tuple[float, int, "Transaction", Timer]
+
+
 # --------------------------------------------------------------------------- transactions
 
 
@@ -324,6 +398,9 @@ class Transaction:
     Every method returns the actions it caused; timers that are due at ``now``
     (including the zero-length ones of reliable transports) fire before it returns.
     """
+
+    #: a client transaction (class constant; avoids an isinstance per message)
+    is_client = False
 
     def __init__(
         self,
@@ -348,6 +425,12 @@ class Transaction:
         self._deadlines: dict[Timer, float] = {}
         self._interval = timers.t1
         self._started = False
+        self._plans = PLANS[kind]
+        self._durations = _durations(timers, reliable)
+        #: the layer's heap: every timer armed is pushed there too (None: standalone)
+        self._heap: list[HeapEntry] | None = None
+        #: keep a final response only as the bytes sent (see :meth:`shrink`)
+        self._shrink = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.kind.name} {self.state.name} {self.key!r}>"
@@ -367,19 +450,21 @@ class Transaction:
         if self._started:
             raise TransactionError(500, "transaction already started")
         self._started = True
-        actions: list[Action] = []
-        for effect in INITIAL[self.kind][1]:
-            self._apply(effect, now, None, None, actions, None)
-        return actions + self.on_timer(now)
+        actions = self._run(_INITIAL_PLANS[self.kind], None, now, None, None)
+        deadlines = self._deadlines
+        if deadlines and min(deadlines.values()) <= now:
+            actions += self.on_timer(now)
+        return actions
 
     def on_timer(self, now: float) -> list[Action]:
         """Fire every timer due at ``now``, earliest first."""
+        deadlines = self._deadlines
         actions: list[Action] = []
-        while self._deadlines and self.state is not State.TERMINATED:
-            timer = min(self._deadlines, key=self._deadlines.__getitem__)
-            if self._deadlines[timer] > now:
+        while deadlines and self.state is not TERMINATED:
+            timer = min(deadlines, key=deadlines.__getitem__)
+            if deadlines[timer] > now:
                 break
-            del self._deadlines[timer]
+            del deadlines[timer]
             actions += self._handle(timer, now, None)
         return actions
 
@@ -390,94 +475,108 @@ class Transaction:
     def _step(
         self, trigger: Trigger, now: float, message: SipMessage | None, source: Addr | None = None
     ) -> list[Action]:
-        return self._handle(trigger, now, message, source) + self.on_timer(now)
+        actions = self._handle(trigger, now, message, source)
+        deadlines = self._deadlines
+        if deadlines and min(deadlines.values()) <= now:
+            actions += self.on_timer(now)
+        return actions
 
     def _handle(
         self, trigger: Trigger, now: float, message: SipMessage | None, source: Addr | None = None
     ) -> list[Action]:
-        rule = TRANSITIONS.get((self.kind, self.state, trigger))
-        if rule is None:
-            log.debug("%r: %s ignored", self, trigger.name)
+        plan = self._plans[self.state].get(trigger)
+        if plan is None:
+            log.debug("%r: %s ignored", self, trigger)
             return []
-        new_state, effects = rule
-        actions: list[Action] = []
-        for effect in effects:
-            self._apply(effect, now, trigger, message, actions, source)
-        if new_state is not None and new_state is not self.state:
-            log.debug("%r -> %s on %s", self, new_state.name, trigger.name)
-            self.state = new_state
-            if new_state is State.TERMINATED:
-                self._deadlines.clear()
-                actions.append(Terminated(self))
-        return actions
+        return self._run(plan, trigger, now, message, source)
 
-    def _apply(
-        self,
-        effect: Effect,
-        now: float,
-        trigger: Trigger | None,
-        message: SipMessage | None,
-        out: list[Action],
+    def _run(
+        self, plan: Plan, trigger: Trigger | None, now: float, message: SipMessage | None,
         source: Addr | None,
-    ) -> None:
-        cfg = self.config
-        if isinstance(effect, Start):
-            duration = timer_duration(effect.timer, cfg, self.reliable)
-            if duration is not None:
-                if effect.timer in (Timer.A, Timer.E, Timer.G):
-                    self._interval = duration
-                self._deadlines[effect.timer] = now + duration
-        elif isinstance(effect, Stop):
-            self._deadlines.pop(effect.timer, None)
-        elif isinstance(effect, Again):
-            if effect.backoff is Backoff.DOUBLE:
-                self._interval *= 2
-            elif effect.backoff is Backoff.DOUBLE_CAP_T2:
-                self._interval = min(self._interval * 2, cfg.t2)
-            else:
-                self._interval = cfg.t2
-            self._deadlines[effect.timer] = now + self._interval
-        elif effect is Do.SEND_REQUEST:
-            out.append(Send(self.request, self.peer, self))
-        elif effect is Do.DELIVER:
-            assert message is not None
-            out.append(Deliver(message, self, source or self.peer))
-        elif effect is Do.DELIVER_STRAY:
-            assert message is not None
-            out.append(Deliver(message, None, source or self.peer))
-        elif effect is Do.SEND_ACK:
-            assert isinstance(message, SipResponse)
-            if self._ack is None:
-                self._ack = build_ack(self.request, message)
-            out.append(Send(self._ack, self.peer, self))
-        elif effect is Do.SEND_RESPONSE:
-            assert isinstance(message, SipResponse)
-            self._remember(message)
-            out.append(Send(message, self.peer, self))
-        elif effect is Do.RESEND_RESPONSE:
-            if self.last_response is not None:
-                out.append(Send(self.last_response, self.peer, self))
-        elif effect is Do.RESEND_PROVISIONAL:
-            if self._last_provisional is None:
+    ) -> list[Action]:
+        new_state, stops, dos, again, starts = plan
+        deadlines = self._deadlines
+        for timer in stops:
+            deadlines.pop(timer, None)
+        out: list[Action] = []
+        for do in dos:
+            if do is Do.SEND_RESPONSE:
+                assert isinstance(message, SipResponse)
+                self._remember(message)
+                if self._shrink and message.status >= 200:
+                    # final: from here on only resent (shrink), as the bytes sent now
+                    self.shrink()
+                    out.append(Send(self.last_response, self.peer, self))  # type: ignore[arg-type]
+                else:
+                    out.append(Send(message, self.peer, self))
+            elif do is Do.DELIVER:
+                assert message is not None
+                out.append(Deliver(message, self, source or self.peer))
+            elif do is Do.SEND_REQUEST:
+                out.append(Send(self.request, self.peer, self))
+            elif do is Do.DELIVER_STRAY:
+                assert message is not None
+                out.append(Deliver(message, None, source or self.peer))
+            elif do is Do.SEND_ACK:
+                assert isinstance(message, SipResponse)
+                if self._ack is None:
+                    self._ack = build_ack(self.request, message)
+                out.append(Send(self._ack, self.peer, self))
+            elif do is Do.RESEND_RESPONSE:
+                if self.last_response is not None:
+                    out.append(Send(self.last_response, self.peer, self))
+            elif do is Do.RESEND_PROVISIONAL:
+                if self._last_provisional is None:
+                    self._remember(build_response(self.request, 100))
+                assert self._last_provisional is not None
+                out.append(Send(self._last_provisional, self.peer, self))
+            elif do is Do.SEND_TRYING:
                 self._remember(build_response(self.request, 100))
-            assert self._last_provisional is not None
-            out.append(Send(self._last_provisional, self.peer, self))
-        elif effect is Do.SEND_TRYING:
-            self._remember(build_response(self.request, 100))
-            assert self.last_response is not None
-            out.append(Send(self.last_response, self.peer, self))
-        elif effect is Do.REPORT_TIMEOUT:
-            assert isinstance(trigger, Timer)
-            out.append(Timeout(self, trigger))
-        elif effect is Do.REPORT_TRANSPORT_ERROR:
-            out.append(TransportError(self))
+                assert self.last_response is not None
+                out.append(Send(self.last_response, self.peer, self))
+            elif do is Do.REPORT_TIMEOUT:
+                assert isinstance(trigger, Timer)
+                out.append(Timeout(self, trigger))
+            elif do is Do.REPORT_TRANSPORT_ERROR:
+                out.append(TransportError(self))
+        if again is not None:
+            backoff = again.backoff
+            if backoff is Backoff.DOUBLE:
+                self._interval *= 2
+            elif backoff is Backoff.DOUBLE_CAP_T2:
+                self._interval = min(self._interval * 2, self.config.t2)
+            else:
+                self._interval = self.config.t2
+            self._arm(again.timer, now + self._interval)
+        for timer, retransmits in starts:
+            duration = self._durations[timer]
+            if duration is not None:
+                if retransmits:
+                    self._interval = duration
+                self._arm(timer, now + duration)
+        if new_state is not None and new_state is not self.state:
+            if trigger is not None:
+                log.debug("%r -> %s on %s", self, new_state, trigger)
+            self.state = new_state
+            if new_state is TERMINATED:
+                deadlines.clear()
+                out.append(Terminated(self))
+        return out
+
+    def _arm(self, timer: Timer, when: float) -> None:
+        self._deadlines[timer] = when
+        heap = self._heap
+        if heap is not None:
+            heapq.heappush(heap, (when, next(_SEQ), self, timer))
 
     def shrink(self) -> None:
         """Drop the parsed messages a finished server transaction no longer reads:
         from Completed/Confirmed/Accepted on it only resends its last response (kept
         as the bytes sent) until its timer ends it. Thousands of transactions linger
         here for 32 s under load; as bytes they cost the garbage collector nothing.
-        Only for RFC 3261 branches (the RFC 2543 match reads the stored messages)."""
+        Only for RFC 3261 branches (the RFC 2543 match reads the stored messages).
+        A layer made with ``shrink=True`` does this as the final response is sent,
+        and sends those very bytes (the message is serialised once)."""
         if isinstance(self.last_response, SipResponse):
             self.last_response = bytes(self.last_response)  # type: ignore[assignment]
         self._last_provisional = None
@@ -492,6 +591,8 @@ class Transaction:
 class ClientTransaction(Transaction):
     """§17.1: created by the TU for an outgoing request; ``peer`` is the next hop."""
 
+    is_client = True
+
     def __init__(
         self,
         request: SipRequest,
@@ -499,13 +600,15 @@ class ClientTransaction(Transaction):
         *,
         reliable: bool | None = None,
         timers: TimerConfig = TimerConfig(),
+        key: Hashable | None = None,
     ) -> None:
         if request.method == "ACK":
             raise TransactionError(500, "ACK is sent without a client transaction (§17.1.1.3)")
         kind = ICT if request.method == "INVITE" else NICT
         if reliable is None:
             reliable = _reliable_transport(request)
-        super().__init__(kind, request, dest, client_key(request), reliable=reliable, timers=timers)
+        super().__init__(kind, request, dest, client_key(request) if key is None else key,
+                         reliable=reliable, timers=timers)
 
     def receive_response(
         self, response: SipResponse, now: float, source: Addr | None = None
@@ -527,13 +630,15 @@ class ServerTransaction(Transaction):
         *,
         reliable: bool | None = None,
         timers: TimerConfig = TimerConfig(),
+        key: Hashable | None = None,
     ) -> None:
         if request.method == "ACK":
             raise TransactionError(500, "an ACK never creates a server transaction (§17.2.3)")
         kind = IST if request.method == "INVITE" else NIST
         if reliable is None:
             reliable = _reliable_transport(request)
-        super().__init__(kind, request, source, server_key(request), reliable=reliable, timers=timers)
+        super().__init__(kind, request, source, server_key(request) if key is None else key,
+                         reliable=reliable, timers=timers)
 
     def receive_request(
         self, request: SipRequest, now: float, source: Addr | None = None
@@ -551,14 +656,20 @@ class ServerTransaction(Transaction):
 # --------------------------------------------------------------------------- matching
 
 
+def _is_reliable(via: Via) -> bool:
+    return via.transport.upper() not in ("UDP", "DTLS")
+
+
 def _reliable_transport(request: SipRequest) -> bool:
-    return request.top_via.transport.upper() not in ("UDP", "DTLS")
+    return _is_reliable(request.top_via)
+
+
+def _via_sent_by(via: Via) -> tuple[str, int]:
+    return via.host.lower(), via.port or (5061 if via.transport.upper() in ("TLS", "WSS") else 5060)
 
 
 def _sent_by(request: SipRequest) -> tuple[str, int]:
-    via = request.top_via
-    default = 5061 if via.transport.upper() in ("TLS", "WSS") else 5060
-    return via.host.lower(), via.port or default
+    return _via_sent_by(request.top_via)
 
 
 def client_key(message: SipMessage) -> Hashable:
@@ -572,13 +683,17 @@ def server_key(request: SipRequest, method: str | None = None) -> Hashable:
     Without the magic cookie, the RFC 2543 rule: Request-URI, From tag, Call-ID,
     CSeq number, top Via and method; the To tag is checked by :func:`_to_tag_matches`.
     """
-    method = (method or request.method).upper()
+    return _server_key(request, request.top_via, method or request.method)
+
+
+def _server_key(request: SipRequest, via: Via, method: str) -> tuple[Hashable, ...]:
+    """:func:`server_key` with the top Via already read."""
+    method = method.upper()
     if method == "ACK":
         method = "INVITE"
-    via = request.top_via
     branch = via.branch
     if branch is not None and branch.startswith(MAGIC_COOKIE):
-        return ("3261", branch, _sent_by(request), method)
+        return ("3261", branch, _via_sent_by(via), method)
     return (
         "2543",
         str(request.request_uri),
@@ -586,7 +701,7 @@ def server_key(request: SipRequest, method: str | None = None) -> Hashable:
         request.call_id,
         request.cseq[0],
         via.transport.upper(),
-        _sent_by(request),
+        _via_sent_by(via),
         branch,
         method,
     )
@@ -606,14 +721,16 @@ def _to_tag_matches(txn: Transaction, request: SipRequest) -> bool:
 # --------------------------------------------------------------------------- the layer
 
 
-_SHRINKABLE = frozenset({State.COMPLETED, State.CONFIRMED, State.ACCEPTED})
-
-
 class TransactionLayer:
     """All transactions of one endpoint, with their deadlines in one heap.
 
     Every entry point returns actions; the driver performs the ``Send`` ones and hands
     the rest to the TU. Terminated transactions leave the tables by themselves.
+
+    The heap holds ``(deadline, seq, transaction, timer)`` for every timer armed; a
+    stopped or re-armed timer leaves its entry behind, recognised as stale (the
+    transaction's deadline for that timer differs) when it reaches the top, and
+    dropped in bulk when stale entries make up half of the heap.
     """
 
     def __init__(self, timers: TimerConfig = TimerConfig(), *, shrink: bool = False) -> None:
@@ -621,9 +738,8 @@ class TransactionLayer:
         self.shrink = shrink  # shrink finished server transactions (see Transaction.shrink)
         self._clients: dict[Hashable, ClientTransaction] = {}
         self._servers: dict[Hashable, ServerTransaction] = {}
-        self._heap: list[tuple[float, int, Transaction]] = []
-        self._scheduled: dict[Transaction, float] = {}
-        self._seq = itertools.count()
+        self._heap: list[HeapEntry] = []
+        self._compact_at = 64  # heap size that triggers dropping the stale entries
 
     def __len__(self) -> int:
         return len(self._clients) + len(self._servers)
@@ -641,29 +757,40 @@ class TransactionLayer:
         self, request: SipRequest, dest: Addr, now: float, *, reliable: bool | None = None
     ) -> tuple[ClientTransaction, list[Action]]:
         """Create a client transaction for ``request`` (which carries its Via/branch)."""
-        branch = request.top_via.branch
+        via = request.top_via
+        branch = via.branch
         if branch is None or not branch.startswith(MAGIC_COOKIE):
             raise TransactionError(500, "client requests need a z9hG4bK branch (§8.1.1.7)")
-        txn = ClientTransaction(request, dest, reliable=reliable, timers=self.timers)
-        if txn.key in self._clients:
-            raise TransactionError(500, f"transaction {txn.key!r} exists")
-        self._clients[txn.key] = txn
-        return txn, self._track(txn, txn.start(now))
+        if reliable is None:
+            reliable = _is_reliable(via)
+        key = ("client", branch, request.cseq[1].upper())
+        txn = ClientTransaction(request, dest, reliable=reliable, timers=self.timers, key=key)
+        if key in self._clients:
+            raise TransactionError(500, f"transaction {key!r} exists")
+        self._clients[key] = txn
+        return txn, self._adopt(txn, now)
 
     def respond(self, request: SipRequest, response: SipResponse, now: float) -> list[Action]:
         """Send ``response`` through the server transaction of ``request``."""
         txn = self.server_transaction(request)
         if txn is None:
             raise TransactionError(500, "no server transaction for this request")
-        return self._track(txn, txn.send_response(response, now))
+        actions = txn.send_response(response, now)
+        if txn.state is TERMINATED:
+            self._forget(txn)
+        return actions
 
     def transport_error(self, txn: Transaction, now: float) -> list[Action]:
         """The driver could not send a message of ``txn``."""
-        return self._track(txn, txn.transport_error(now))
+        actions = txn.transport_error(now)
+        if txn.state is TERMINATED:
+            self._forget(txn)
+        return actions
 
     def server_transaction(self, request: SipRequest) -> ServerTransaction | None:
-        txn = self._servers.get(server_key(request))
-        if txn is None or not _to_tag_matches(txn, request):
+        key = _server_key(request, request.top_via, request.method)
+        txn = self._servers.get(key)
+        if txn is None or (key[0] != "3261" and not _to_tag_matches(txn, request)):
             return None
         return txn
 
@@ -683,29 +810,43 @@ class TransactionLayer:
     ) -> list[Action]:
         """Route a parsed message; unmatched responses and ACKs reach the TU as stray."""
         try:
+            via = message.top_via  # read once: the keys and the transport come from it
             if isinstance(message, SipResponse):
-                client = self._clients.get(client_key(message))
+                client = self._clients.get(("client", via.branch, message.cseq[1].upper()))
                 if client is None:
                     return [Deliver(message, None, source)]
-                return self._track(client, client.receive_response(message, now, source))
-            server = self.server_transaction(message)
-            if server is not None:
-                return self._track(server, server.receive_request(message, now, source))
-            if message.method == "ACK":
+                actions = client.receive_response(message, now, source)
+                if client.state is TERMINATED:
+                    self._forget(client)
+                return actions
+            method = message.method
+            key = _server_key(message, via, method)
+            server = self._servers.get(key)
+            if server is not None and (key[0] == "3261" or _to_tag_matches(server, message)):
+                actions = server.receive_request(message, now, source)
+                if server.state is TERMINATED:
+                    self._forget(server)
+                return actions
+            if method == "ACK":
                 return [Deliver(message, None, source)]
-            server = ServerTransaction(message, source, reliable=reliable, timers=self.timers)
+            if reliable is None:
+                reliable = _is_reliable(via)
+            server = ServerTransaction(message, source, reliable=reliable, timers=self.timers, key=key)
         except SipError as exc:
             log.debug("dropping message without usable Via/CSeq: %s", exc)
             return []
-        self._servers[server.key] = server
-        return [Deliver(message, server, source), *self._track(server, server.start(now))]
+        self._servers[key] = server
+        server._shrink = self.shrink and not reliable and key[0] == "3261"
+        actions = self._adopt(server, now)
+        actions.insert(0, Deliver(message, server, source))
+        return actions
 
     # -- timers
     def next_deadline(self) -> float | None:
         heap = self._heap
         while heap:
-            deadline, _, txn = heap[0]
-            if self._scheduled.get(txn) == deadline:
+            deadline, _, txn, timer = heap[0]
+            if txn._deadlines.get(timer) == deadline:
                 return deadline
             heapq.heappop(heap)  # stale entry
         return None
@@ -714,36 +855,33 @@ class TransactionLayer:
         actions: list[Action] = []
         heap = self._heap
         while heap and heap[0][0] <= now:
-            deadline, _, txn = heapq.heappop(heap)
-            if self._scheduled.get(txn) != deadline:
-                continue
-            del self._scheduled[txn]
-            actions += self._track(txn, txn.on_timer(now))
+            deadline, _, txn, timer = heapq.heappop(heap)
+            if txn._deadlines.get(timer) != deadline:
+                continue  # stale
+            actions += txn.on_timer(now)
+            if txn.state is TERMINATED:
+                self._forget(txn)
         return actions
 
-    def _track(self, txn: Transaction, actions: Iterable[Action]) -> list[Action]:
-        result = list(actions)
-        if txn.terminated:
-            self._scheduled.pop(txn, None)
-            table: dict[Hashable, ClientTransaction] | dict[Hashable, ServerTransaction]
-            table = self._clients if isinstance(txn, ClientTransaction) else self._servers
-            if table.get(txn.key) is txn:
-                del table[txn.key]
-            return result
-        if (self.shrink and txn.state in _SHRINKABLE and txn.request is not None
-                and isinstance(txn, ServerTransaction) and not txn.reliable
-                and isinstance(txn.key, tuple) and txn.key[0] == "3261"):
-            txn.shrink()
-        deadline = txn.next_deadline()
-        if deadline is None:
-            self._scheduled.pop(txn, None)
-        elif self._scheduled.get(txn) != deadline:
-            self._scheduled[txn] = deadline
-            heapq.heappush(self._heap, (deadline, next(self._seq), txn))
-            if len(self._heap) > 2 * len(self._scheduled) + 64:
-                self._compact()
-        return result
+    def _adopt(self, txn: Transaction, now: float) -> list[Action]:
+        """Start a new transaction with its timers on the layer's heap."""
+        heap = txn._heap = self._heap
+        if len(heap) > self._compact_at:
+            self._compact()
+        actions = txn.start(now)
+        if txn.state is TERMINATED:
+            self._forget(txn)
+        return actions
+
+    def _forget(self, txn: Transaction) -> None:
+        """A terminated transaction leaves its table (its heap entries go stale)."""
+        table: dict[Hashable, ClientTransaction] | dict[Hashable, ServerTransaction]
+        table = self._clients if txn.is_client else self._servers
+        if table.get(txn.key) is txn:
+            del table[txn.key]
 
     def _compact(self) -> None:
-        self._heap = [(d, next(self._seq), t) for t, d in self._scheduled.items()]
-        heapq.heapify(self._heap)
+        heap = self._heap
+        heap[:] = [entry for entry in heap if entry[2]._deadlines.get(entry[3]) == entry[0]]
+        heapq.heapify(heap)
+        self._compact_at = 2 * len(heap) + 64
