@@ -13,8 +13,10 @@ Mirrors what src/hookflash/sip/call.py does for one call of the SIPp benchmark
 * ``RtpSession.open`` + ``close`` on 127.0.0.1 under uvloop (as hookflash runs), two per
   call.
 
-Every figure is the minimum over 7 repeats (the machine is shared: only the minimum
-means anything). Figures only; nothing here fails on a time.
+Every figure is the minimum over ``--repeat`` (7) timed batches of ``--batch-ms`` (1 ms)
+each: on a shared machine only the minimum means anything, and a batch shorter than a
+scheduler time slice has a fair chance of running alone (raise ``--repeat`` when another
+process shares the core). Figures only; nothing here fails on a time.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from hookflash.media.rtpsession import PortAllocator, RtpSession
 from hookflash.media.sdp import SdpSession, SessionDescription, accept_answer
 
 REPEAT = 7
+BATCH_S = 1e-3
 
 # SIPp's built-in uac scenario offer and uas scenario answer (same body, its [media_port])
 SIPP_OFFER = (b"v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\n"
@@ -49,8 +52,10 @@ PHONE_OFFER = (b"v=0\r\no=- 1894532455 1186416018 IN IP4 192.0.2.20\r\ns=-\r\n"
                b"a=ptime:20\r\n")
 
 
-def per_op_us(fn: Callable[[], object], number: int) -> float:
-    return min(timeit.repeat(fn, number=number, repeat=REPEAT)) / number * 1e6
+def per_op_us(fn: Callable[[], object], repeat: int = REPEAT, batch_s: float = BATCH_S) -> float:
+    one = min(timeit.repeat(fn, number=1, repeat=20))  # warm up and size the batch
+    number = max(1, int(batch_s / max(one, 1e-7)))
+    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
 
 
 def sdp_cases(codecs: list[str]) -> list[tuple[str, Callable[[], object]]]:
@@ -86,19 +91,21 @@ def sdp_cases(codecs: list[str]) -> list[tuple[str, Callable[[], object]]]:
     ]
 
 
-def rtp_open_close_us(number: int) -> float:
+def rtp_open_close_us(repeat: int = REPEAT, batch_s: float = BATCH_S) -> float:
     """µs for RtpSession.open + close (the transport's close callback run too)."""
+    async def cycle(ports: PortAllocator, number: int) -> float:
+        start = time.perf_counter()
+        for _ in range(number):
+            session = await RtpSession.open("127.0.0.1", ports)
+            session.close()
+        await asyncio.sleep(0)  # connection_lost callbacks
+        return time.perf_counter() - start
+
     async def main() -> float:
         ports = PortAllocator(40000, 49999)
-        best = float("inf")
-        for _ in range(REPEAT):
-            start = time.perf_counter()
-            for _ in range(number):
-                session = await RtpSession.open("127.0.0.1", ports)
-                session.close()
-            await asyncio.sleep(0)  # connection_lost callbacks
-            best = min(best, time.perf_counter() - start)
-        return best / number * 1e6
+        one = min([await cycle(ports, 1) for _ in range(20)])
+        number = max(1, int(batch_s / one))
+        return min([await cycle(ports, number) for _ in range(repeat)]) / number * 1e6
 
     try:
         import uvloop
@@ -110,15 +117,17 @@ def rtp_open_close_us(number: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--number", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=REPEAT, help="batches per figure (min)")
+    parser.add_argument("--batch-ms", type=float, default=BATCH_S * 1e3)
     parser.add_argument("--codecs", default="ulaw", help="allow= list (the SIPp bench: ulaw)")
     args = parser.parse_args()
+    repeat, batch_s = args.repeat, args.batch_ms / 1e3
     codecs = args.codecs.split(",")
     cases = sdp_cases(codecs)
     width = max(len(name) for name, _ in cases)
     for name, fn in cases:
-        print(f"{name:<{width}}  {per_op_us(fn, args.number):8.2f} µs")
-    print(f"{'RtpSession.open+close':<{width}}  {rtp_open_close_us(max(100, args.number // 5)):8.2f} µs")
+        print(f"{name:<{width}}  {per_op_us(fn, repeat, batch_s):8.2f} µs")
+    print(f"{'RtpSession.open+close':<{width}}  {rtp_open_close_us(repeat, batch_s):8.2f} µs")
 
 
 if __name__ == "__main__":

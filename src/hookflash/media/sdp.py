@@ -19,8 +19,9 @@ not parse, 488 (Not Acceptable Here) for SDP we cannot accept.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import lru_cache
 
 from .codecs import Codec, CodecError, codec_class
 
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+_DIRECTION_SET = frozenset(DIRECTIONS)
 _REVERSE = {"sendrecv": "sendrecv", "sendonly": "recvonly",
             "recvonly": "sendonly", "inactive": "inactive"}
 TELEPHONE_EVENT_PT = 101
@@ -141,13 +143,22 @@ class RtpMap:
 
     @classmethod
     def parse(cls, value: str) -> RtpMap:
+        if cls is RtpMap:  # the same few rtpmap lines come in every call
+            known = _RTPMAP_CACHE.get(value)
+            if known is not None:
+                return known
         try:
             pt, rest = value.split(None, 1)
             parts = rest.strip().split("/")
-            return cls(int(pt), parts[0], int(parts[1]),
-                       int(parts[2]) if len(parts) > 2 else 1)
+            parsed = cls(int(pt), parts[0], int(parts[1]),
+                         int(parts[2]) if len(parts) > 2 else 1)
         except (ValueError, IndexError):
             raise SdpError(400, f"bad a=rtpmap {value!r}") from None
+        if cls is RtpMap:
+            if len(_RTPMAP_CACHE) >= _RTPMAP_CACHE_SIZE:
+                _RTPMAP_CACHE.clear()
+            _RTPMAP_CACHE[value] = parsed
+        return parsed
 
     def __str__(self) -> str:
         tail = f"/{self.channels}" if self.channels != 1 else ""
@@ -158,17 +169,25 @@ class RtpMap:
                 and self.clock_rate == other.clock_rate and self.channels == other.channels)
 
 
+_RTPMAP_CACHE: dict[str, RtpMap] = {}  # a=rtpmap value -> its (immutable) RtpMap
+_RTPMAP_CACHE_SIZE = 512  # bounded: values come from the network
+# formats without an a=rtpmap that RFC 3551 defines (static payload types)
+_STATIC_MAPS = {pt.value: RtpMap(pt.value, pt.name, 8000) for pt in PayloadType}
+
 Attribute = tuple[str, "str | None"]
 
 
-def _attr_line(attr: Attribute) -> str:
-    name, value = attr
-    return f"a={name}" if value is None else f"a={name}:{value}"
+def _attr_lines(attributes: list[Attribute]) -> list[str]:
+    return [f"a={name}" if value is None else f"a={name}:{value}" for name, value in attributes]
 
 
-def _parse_attr(value: str) -> Attribute:
-    name, sep, rest = value.partition(":")
-    return (name, rest if sep else None)
+def _direction_of(attributes: list[Attribute]) -> str | None:
+    """The first direction attribute (§6: sendrecv, sendonly, recvonly, inactive)."""
+    for key, _ in attributes:
+        key = key.lower()
+        if key in _DIRECTION_SET:
+            return key
+    return None
 
 
 @dataclass
@@ -197,11 +216,14 @@ class MediaDescription:
     def lines(self) -> list[str]:
         port = f"{self.port}/{self.port_count}" if self.port_count else str(self.port)
         out = [f"m={' '.join([self.media, port, self.proto, *self.formats])}"]
-        out += [f"{k}={v}" for k, v in self.other if k == "i"]
+        other = self.other
+        if other:
+            out += [f"{k}={v}" for k, v in other if k == "i"]
         if self.connection:
             out.append(f"c={self.connection}")
-        out += [f"{k}={v}" for k, v in self.other if k in "bk"]
-        out += [_attr_line(a) for a in self.attributes]
+        if other:
+            out += [f"{k}={v}" for k, v in other if k in "bk"]
+        out += _attr_lines(self.attributes)
         return out
 
     def attr(self, name: str) -> str | None:
@@ -216,8 +238,12 @@ class MediaDescription:
 
     @property
     def rtpmaps(self) -> dict[int, RtpMap]:
-        maps = (RtpMap.parse(v) for v in self.attrs("rtpmap"))
-        return {m.payload_type: m for m in maps}
+        maps: dict[int, RtpMap] = {}
+        for key, value in self.attributes:
+            if key == "rtpmap" or key.lower() == "rtpmap":
+                rtpmap = RtpMap.parse(value or "")
+                maps[rtpmap.payload_type] = rtpmap
+        return maps
 
     def fmtp(self, pt: int) -> str | None:
         for v in self.attrs("fmtp"):
@@ -228,34 +254,54 @@ class MediaDescription:
 
     @property
     def ptime(self) -> int | None:
-        value = self.attr("ptime")
-        try:
-            return int(float(value)) if value else None
-        except ValueError:
-            return None
+        return _ptime(self.attr("ptime"))
 
     def direction(self, default: str = "sendrecv") -> str:
-        for key, _ in self.attributes:
-            if key.lower() in DIRECTIONS:
-                return key.lower()
-        return default
+        return _direction_of(self.attributes) or default
 
-    def payload_map(self) -> list[RtpMap]:
-        """The formats in order, static ones filled in; unknown dynamic ones left out."""
-        maps = self.rtpmaps
+    def payload_map(self, rtpmaps: dict[int, RtpMap] | None = None) -> list[RtpMap]:
+        """The formats in order, static ones filled in; unknown dynamic ones left out.
+        ``rtpmaps`` is ``self.rtpmaps`` when the caller has it already."""
+        maps = self.rtpmaps if rtpmaps is None else rtpmaps
         out = []
         for fmt in self.formats:
             if not fmt.isdigit():
                 continue
             pt = int(fmt)
-            if pt in maps:
-                out.append(maps[pt])
-            elif pt in PayloadType._value2member_map_:
-                out.append(RtpMap(pt, PayloadType(pt).name, 8000))
+            known = maps.get(pt) or _STATIC_MAPS.get(pt)
+            if known is not None:
+                out.append(known)
         return out
 
 
+def _ptime(value: str | None) -> int | None:
+    try:
+        return int(float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _media_facts(m: MediaDescription) -> tuple[dict[int, RtpMap], int | None, str | None]:
+    """``m.rtpmaps``, ``m.ptime`` and ``m.direction()`` (None when it has no direction
+    attribute) in one pass over its a= lines."""
+    maps: dict[int, RtpMap] = {}
+    ptime: str | None = None
+    direction: str | None = None
+    for key, value in m.attributes:
+        key = key.lower()
+        if key == "rtpmap":
+            rtpmap = RtpMap.parse(value or "")
+            maps[rtpmap.payload_type] = rtpmap
+        elif key == "ptime":
+            if ptime is None:
+                ptime = value if value is not None else ""
+        elif direction is None and key in _DIRECTION_SET:
+            direction = key
+    return maps, _ptime(ptime), direction
+
+
 _SESSION_ORDER = "iuep"  # lines between s= and c= (§5)
+_NO_TIMES = [(0, 0)]  # t=0 0: an unbounded session; never mutated
 
 
 @dataclass
@@ -275,56 +321,72 @@ class SessionDescription:
     def parse(cls, text: str | bytes) -> SessionDescription:
         if isinstance(text, bytes):
             text = text.decode("utf-8", "replace")
-        lines = [ln.strip() for ln in text.replace("\r\n", "\n").split("\n")]
-        lines = [ln for ln in lines if ln]
-        if not lines or not lines[0].startswith("v="):
+        # the first non-blank line; what follows checks every line for <type>=<value>
+        if not text.lstrip().startswith("v="):
             raise SdpError(400, "SDP must start with v=")
-        sd = cls(times=[])
+        origin: Origin | None = None
+        session_name = "-"
+        connection: Connection | None = None
+        times: list[tuple[int, int]] = []
+        attributes: list[Attribute] = []
+        media_list: list[MediaDescription] = []
+        other: list[tuple[str, str]] = []
         media: MediaDescription | None = None
-        for line in lines:
-            kind, sep, value = line.partition("=")
-            if not sep or len(kind) != 1:
+        target = attributes  # where a= lines go: the session's, then each m= section's
+        for line in map(str.strip, text.split("\n")):  # CRLF or LF: strip() drops the CR
+            if not line:
+                continue
+            if line[1:2] != "=" or line[0] == "=":  # the type is one character (§5)
                 raise SdpError(400, f"bad SDP line {line!r}")
-            if kind == "m":
+            kind = line[0]
+            value = line[2:]
+            if kind == "a":
+                name, sep, rest = value.partition(":")
+                target.append((name, rest if sep else None))
+            elif kind == "m":
                 media = MediaDescription.parse_m(value)
-                sd.media.append(media)
+                media_list.append(media)
+                target = media.attributes
             elif media is not None:
                 if kind == "c":
                     media.connection = Connection.parse(value)
-                elif kind == "a":
-                    media.attributes.append(_parse_attr(value))
                 else:
                     media.other.append((kind, value))
             elif kind == "v":
                 if value.strip() != "0":
                     raise SdpError(400, f"unsupported SDP version {value!r}")
             elif kind == "o":
-                sd.origin = Origin.parse(value)
+                origin = Origin.parse(value)
             elif kind == "s":
-                sd.session_name = value
+                session_name = value
             elif kind == "c":
-                sd.connection = Connection.parse(value)
+                connection = Connection.parse(value)
             elif kind == "t":
                 start, _, stop = value.partition(" ")
                 try:
-                    sd.times.append((int(start), int(stop)))
+                    times.append((int(start), int(stop)))
                 except ValueError:
                     raise SdpError(400, f"bad t= line {value!r}") from None
-            elif kind == "a":
-                sd.attributes.append(_parse_attr(value))
             else:
-                sd.other.append((kind, value))
-        return sd
+                other.append((kind, value))
+        return cls(origin=origin if origin is not None else Origin(), session_name=session_name,
+                   connection=connection, times=times, attributes=attributes, media=media_list,
+                   other=other)
 
     def lines(self) -> list[str]:
         out = [f"v={self.version}", f"o={self.origin}", f"s={self.session_name or '-'}"]
-        out += [f"{k}={v}" for k, v in self.other if k in _SESSION_ORDER]
+        other = self.other
+        if other:
+            out += [f"{k}={v}" for k, v in other if k in _SESSION_ORDER]
         if self.connection:
             out.append(f"c={self.connection}")
-        out += [f"b={v}" for k, v in self.other if k == "b"]
-        out += [f"t={a} {b}" for a, b in self.times or [(0, 0)]]
-        out += [f"{k}={v}" for k, v in self.other if k in "rzk"]
-        out += [_attr_line(a) for a in self.attributes]
+        if other:
+            out += [f"b={v}" for k, v in other if k == "b"]
+        out += [f"t={a} {b}" for a, b in self.times or _NO_TIMES]
+        if other:
+            out += [f"{k}={v}" for k, v in other if k in "rzk"]
+        if self.attributes:
+            out += _attr_lines(self.attributes)
         for m in self.media:
             out += m.lines()
         return out
@@ -343,9 +405,8 @@ class SessionDescription:
 
     def direction(self, media: MediaDescription) -> str:
         """A media section's direction, falling back to the session level (§6)."""
-        return media.direction(
-            next((k.lower() for k, _ in self.attributes if k.lower() in DIRECTIONS),
-                 "sendrecv"))
+        return (_direction_of(media.attributes) or _direction_of(self.attributes)
+                or "sendrecv")
 
     def connection_for(self, media: MediaDescription) -> Connection | None:
         return media.connection or self.connection
@@ -392,17 +453,29 @@ class Answer(Negotiated):
 
 
 def _known_codec(rtpmap: RtpMap) -> type[Codec] | None:
+    return _codec_for(rtpmap.encoding, rtpmap.clock_rate, rtpmap.channels)
+
+
+@lru_cache(maxsize=256, typed=True)
+def _codec_for(encoding: str, clock_rate: int, channels: int) -> type[Codec] | None:
+    """Our codec for an rtpmap's encoding/clock/channels (the codec registry is fixed,
+    so the answer is remembered)."""
     try:
-        cls = codec_class(rtpmap.encoding)
+        cls = codec_class(encoding)
     except CodecError:
         return None
-    if cls.payload_type is None or cls.clock_rate != rtpmap.clock_rate:
+    if cls.payload_type is None or cls.clock_rate != clock_rate:
         return None
-    return cls if rtpmap.channels == 1 else None
+    return cls if channels == 1 else None
 
 
-def _allowed_classes(allowed: list[str]) -> list[type[Codec]]:
-    out = []
+def _allowed_classes(allowed: list[str]) -> tuple[type[Codec], ...]:
+    return _allowed_tuple(tuple(allowed))
+
+
+@lru_cache(maxsize=64)
+def _allowed_tuple(allowed: tuple[str, ...]) -> tuple[type[Codec], ...]:
+    out: list[type[Codec]] = []
     for name in allowed:
         try:
             cls = codec_class(name)
@@ -410,29 +483,42 @@ def _allowed_classes(allowed: list[str]) -> list[type[Codec]]:
             raise SdpError(488, f"unknown codec {name!r} in allow list") from None
         if cls.payload_type is not None and cls not in out:
             out.append(cls)
-    return out
+    return tuple(out)
 
 
+@lru_cache(maxsize=256, typed=True)
 def _choice(cls: type[Codec], pt: int, ptime: int) -> CodecChoice:
     return CodecChoice(pt, cls.name, cls.encoding, cls.clock_rate, ptime,
                        cls.sample_rate)
 
 
-def _telephone_event(m: MediaDescription, clock_rate: int) -> int | None:
-    for r in m.rtpmaps.values():
-        if r.encoding.lower() == "telephone-event" and r.clock_rate == clock_rate:
+def _telephone_event(rtpmaps: dict[int, RtpMap], clock_rate: int) -> int | None:
+    for r in rtpmaps.values():
+        if r.clock_rate == clock_rate and r.encoding.lower() == "telephone-event":
             return r.payload_type
     return None
+
+
+_SEND_RECV = {(True, True): "sendrecv", (True, False): "sendonly",
+              (False, True): "recvonly", (False, False): "inactive"}
+_HELD_VIEW = {"sendrecv": "recvonly", "sendonly": "inactive"}
 
 
 def _combine(local: str, remote_view: str) -> str:
     """Our direction given what we want and what the peer's SDP lets us do.
 
     ``remote_view`` is the peer's direction seen from our side (reversed)."""
+    combined = _COMBINED.get((local, remote_view))
+    if combined is not None:
+        return combined
     send = local in ("sendrecv", "sendonly") and remote_view in ("sendrecv", "sendonly")
     recv = local in ("sendrecv", "recvonly") and remote_view in ("sendrecv", "recvonly")
-    return {(True, True): "sendrecv", (True, False): "sendonly",
-            (False, True): "recvonly", (False, False): "inactive"}[(send, recv)]
+    return _SEND_RECV[send, recv]
+
+
+_COMBINED: dict[tuple[str, str], str] = {}  # every (local, remote_view) pair, worked out once
+_COMBINED.update({(local, remote): _combine(local, remote)
+                  for local in DIRECTIONS for remote in DIRECTIONS})
 
 
 def _view(remote_direction: str, hold_address: bool) -> str:
@@ -440,7 +526,7 @@ def _view(remote_direction: str, hold_address: bool) -> str:
     (c=0.0.0.0, RFC 3264 §8.4) means we must not send to it."""
     view = _REVERSE[remote_direction]
     if hold_address:
-        view = {"sendrecv": "recvonly", "sendonly": "inactive"}.get(view, view)
+        view = _HELD_VIEW.get(view, view)
     return view
 
 
@@ -448,7 +534,8 @@ def _remote(sd: SessionDescription, m: MediaDescription) -> tuple[str, bool]:
     conn = sd.connection_for(m)
     if conn is None:
         raise SdpError(400, "no c= line for the audio stream")
-    return conn.host, conn.host in _HOLD_ADDRESSES
+    host = conn.host
+    return host, host in _HOLD_ADDRESSES
 
 
 def _session(local_ip: str, session_id: int | str | None, version: int,
@@ -460,17 +547,26 @@ def _session(local_ip: str, session_id: int | str | None, version: int,
         session_name=session_name, connection=conn)
 
 
-def _audio_media(port: int, codecs: list[tuple[int, type[Codec]]], dtmf_pt: int | None,
+def _audio_media(port: int, codecs: tuple[tuple[int, type[Codec]], ...], dtmf_pt: int | None,
                  ptime: int, direction: str, proto: str = "RTP/AVP") -> MediaDescription:
-    m = MediaDescription("audio", port, proto, [str(pt) for pt, _ in codecs])
-    for pt, cls in codecs:
-        m.attributes.append(("rtpmap", f"{pt} {cls.encoding}/{cls.clock_rate}"))
+    formats, attributes = _audio_template(codecs, dtmf_pt, ptime, direction)
+    return MediaDescription("audio", port, proto, list(formats), attributes=list(attributes))
+
+
+@lru_cache(maxsize=128, typed=True)
+def _audio_template(codecs: tuple[tuple[int, type[Codec]], ...], dtmf_pt: int | None,
+                    ptime: int, direction: str) -> tuple[tuple[str, ...], tuple[Attribute, ...]]:
+    """The m= formats and a= lines of our audio stream (a handful of combinations
+    recur: made once, copied per call)."""
+    formats = [str(pt) for pt, _ in codecs]
+    attributes: list[Attribute] = [("rtpmap", f"{pt} {cls.encoding}/{cls.clock_rate}")
+                                   for pt, cls in codecs]
     if dtmf_pt is not None:
-        m.formats.append(str(dtmf_pt))
-        m.attributes += [("rtpmap", f"{dtmf_pt} telephone-event/8000"),
-                         ("fmtp", f"{dtmf_pt} 0-16")]
-    m.attributes += [("ptime", str(ptime)), (direction, None)]
-    return m
+        formats.append(str(dtmf_pt))
+        attributes += [("rtpmap", f"{dtmf_pt} telephone-event/8000"),
+                       ("fmtp", f"{dtmf_pt} 0-16")]
+    attributes += [("ptime", str(ptime)), (direction, None)]
+    return tuple(formats), tuple(attributes)
 
 
 def make_offer(local_ip: str, port: int, codecs: list[str], dtmf: bool = True,
@@ -479,16 +575,20 @@ def make_offer(local_ip: str, port: int, codecs: list[str], dtmf: bool = True,
                dtmf_pt: int = TELEPHONE_EVENT_PT, username: str = "-",
                session_name: str = "hookflash") -> SessionDescription:
     """An offer with one audio stream; ``codecs`` are allow= names in preference order."""
-    if direction not in DIRECTIONS:
+    if direction not in _DIRECTION_SET:
         raise ValueError(f"bad direction {direction!r}")
     classes = _allowed_classes(codecs)
     if not classes:
         raise SdpError(488, "no codec to offer")
     sd = _session(local_ip, session_id, version, username, session_name)
-    sd.media.append(_audio_media(port, [(pt, c) for c in classes
-                                        if (pt := c.payload_type) is not None],
+    sd.media.append(_audio_media(port, _static_codecs(classes),
                                  dtmf_pt if dtmf else None, ptime, direction))
     return sd
+
+
+@lru_cache(maxsize=64)
+def _static_codecs(classes: tuple[type[Codec], ...]) -> tuple[tuple[int, type[Codec]], ...]:
+    return tuple((pt, c) for c in classes if (pt := c.payload_type) is not None)
 
 
 def negotiate(offer: SessionDescription, allowed: list[str], local_ip: str, port: int,
@@ -499,34 +599,37 @@ def negotiate(offer: SessionDescription, allowed: list[str], local_ip: str, port
     first codec of ``allowed`` it offers, reject every other stream with port 0."""
     classes = _allowed_classes(allowed)
     answer = _session(local_ip, session_id, version, username, session_name)
-    result: Answer | None = None
+    result: tuple[CodecChoice, int | None, str, int, str, bool, int] | None = None
     for index, m in enumerate(offer.media):
         accepted = None
         if result is None and m.media == "audio" and m.port and m.proto in _RTP_PROTOS:
-            accepted = _match(m, classes)
+            rtpmaps, m_ptime, m_direction = _media_facts(m)
+            accepted = _match(m.payload_map(rtpmaps), classes)
         if accepted is None:  # §6: rejected streams keep their formats, port 0
             answer.media.append(MediaDescription(m.media, 0, m.proto, list(m.formats)))
             continue
         pt, cls = accepted
         address, hold_addr = _remote(offer, m)
-        remote_dir = offer.direction(m)
+        remote_dir = m_direction or _direction_of(offer.attributes) or "sendrecv"
         ours = _combine(direction, _view(remote_dir, hold_addr))
-        use_ptime = m.ptime or ptime or DEFAULT_PTIME
-        dtmf_pt = _telephone_event(m, cls.clock_rate) if dtmf else None
-        answer.media.append(_audio_media(port, [(pt, cls)], dtmf_pt, use_ptime, ours,
+        use_ptime = m_ptime or ptime or DEFAULT_PTIME
+        dtmf_pt = _telephone_event(rtpmaps, cls.clock_rate) if dtmf else None
+        answer.media.append(_audio_media(port, ((pt, cls),), dtmf_pt, use_ptime, ours,
                                          m.proto))
-        result = Answer(_choice(cls, pt, use_ptime), dtmf_pt, address, m.port, ours,
-                        hold_addr or remote_dir in ("sendonly", "inactive"), index)
+        result = (_choice(cls, pt, use_ptime), dtmf_pt, address, m.port, ours,
+                  hold_addr or remote_dir in ("sendonly", "inactive"), index)
     if result is None:
         raise SdpError(488, "no acceptable audio stream or codec")
-    return replace(result, sdp=answer)
+    return Answer(*result, sdp=answer)
 
 
-def _match(m: MediaDescription, classes: list[type[Codec]]) -> tuple[int, type[Codec]] | None:
-    offered = [(r.payload_type, _known_codec(r)) for r in m.payload_map()]
+def _match(offered: list[RtpMap], classes: tuple[type[Codec], ...]
+           ) -> tuple[int, type[Codec]] | None:
+    """The first of our ``classes`` among the ``offered`` formats, with its payload type."""
+    known = [(r.payload_type, _known_codec(r)) for r in offered]
     for cls in classes:
-        for pt, known in offered:
-            if known is cls:
+        for pt, codec in known:
+            if codec is cls:
                 return pt, cls
     return None
 
@@ -539,16 +642,20 @@ def accept_answer(offer: SessionDescription, answer: SessionDescription) -> Nego
     for index, (ours, theirs) in enumerate(zip(offer.media, answer.media)):
         if ours.media != "audio" or not theirs.port or not ours.port:
             continue
-        offered = [(r, _known_codec(r)) for r in ours.payload_map()]
-        for r in theirs.payload_map():
+        our_maps, our_ptime, our_media_dir = _media_facts(ours)
+        offered = [_known_codec(r) for r in ours.payload_map(our_maps)]
+        their_maps, their_ptime, their_media_dir = _media_facts(theirs)
+        for r in theirs.payload_map(their_maps):
             cls = _known_codec(r)
-            if cls is not None and any(k is cls for _, k in offered):
+            if cls is not None and cls in offered:
                 address, hold_addr = _remote(answer, theirs)
-                their_dir = answer.direction(theirs)
-                mine = _combine(offer.direction(ours), _view(their_dir, hold_addr))
-                ptime = theirs.ptime or ours.ptime or DEFAULT_PTIME
-                dtmf_pt = (_telephone_event(theirs, cls.clock_rate)
-                           if _telephone_event(ours, cls.clock_rate) is not None else None)
+                their_dir = (their_media_dir or _direction_of(answer.attributes)
+                             or "sendrecv")
+                our_dir = our_media_dir or _direction_of(offer.attributes) or "sendrecv"
+                mine = _combine(our_dir, _view(their_dir, hold_addr))
+                ptime = their_ptime or our_ptime or DEFAULT_PTIME
+                dtmf_pt = (_telephone_event(their_maps, cls.clock_rate)
+                           if _telephone_event(our_maps, cls.clock_rate) is not None else None)
                 return Negotiated(_choice(cls, r.payload_type, ptime), dtmf_pt, address,
                                   theirs.port, mine,
                                   hold_addr or their_dir in ("sendonly", "inactive"), index)
@@ -572,7 +679,8 @@ class SdpSession:
         self._last: list[str] | None = None
 
     def _stamp(self, sd: SessionDescription) -> SessionDescription:
-        body = [ln for ln in sd.lines() if not ln.startswith("o=")]
+        body = sd.lines()
+        del body[1]  # o= (always the second line; what we build has no other o= line)
         if self._last is not None and body != self._last:
             self.version += 1
         self._last = body
