@@ -152,3 +152,27 @@ def test_2xx_is_resent_until_the_ack_then_the_call_is_hung_up_without_one() -> N
     sent_before_ack, sent_after, lost_sent, hangups = asyncio.run(main())
     assert sent_before_ack >= 1 and sent_after == sent_before_ack  # nothing after the ACK
     assert lost_sent == 7 and hangups == 1  # at 10, 30, 70, 150, 310, 630 and 1270 ms
+
+
+def test_rtp_receive_state_is_made_when_media_flows() -> None:
+    """No receive statistics, no DTMF receiver for a call that carries no RTP; the first
+    packet (or telephone-event) makes them, and the counters read 0 before."""
+    from types import SimpleNamespace
+
+    from hookflash.media.dtmf import TelephoneEvent
+    from hookflash.media.rtp import RtpPacket, parse_rtcp
+
+    session = RtpSession("127.0.0.1", 0)
+    assert session.stats.receiver is None and session._dtmf_rx is None
+    assert session.stats.lost == 0 and session.stats.jitter == 0
+    assert parse_rtcp(session.rtcp_report(now=1.0))  # a receiver report, no block
+    assert session.ssrc < 1 << 32 and session.seq < 1 << 16 and session.ts < 1 << 32
+    session.datagram_received(bytes(RtpPacket(0, 1, 160, 0x1234, b"\xff" * 160)), ("127.0.0.1", 9))
+    assert session.stats.receiver is not None and session.stats.packets_in == 1
+    assert session.stats.receiver.received == 0  # RFC 3550 A.1 probation
+
+    digits: list[str] = []
+    session.channel = SimpleNamespace(queue_dtmf=digits.append)  # type: ignore[assignment]
+    event = bytes(TelephoneEvent(5, False, 10, 160))
+    session.datagram_received(bytes(RtpPacket(101, 2, 320, 0x1234, event)), ("127.0.0.1", 9))
+    assert digits == ["5"] and session._dtmf_rx is not None

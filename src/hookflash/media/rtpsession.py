@@ -67,25 +67,33 @@ class PortAllocator:
 
 
 class RtpStats:
-    """Counters of one leg; receive statistics (loss, jitter) per RFC 3550 A.1/A.8."""
+    """Counters of one leg; receive statistics (loss, jitter) per RFC 3550 A.1/A.8.
+
+    ``receiver`` is made when media starts to flow (``RtpSession._start_rtcp``, which
+    runs before the first packet is counted): a call without RTP never needs it."""
 
     __slots__ = ("packets_in", "packets_out", "bytes_in", "bytes_out", "receiver", "last_sr",
                  "last_sr_time", "remote_report")
 
     def __init__(self) -> None:
         self.packets_in = self.packets_out = self.bytes_in = self.bytes_out = 0
-        self.receiver = RtpReceiverStats(8000)
+        self.receiver: RtpReceiverStats | None = None
         self.last_sr = 0  # middle 32 bits of the last SR's NTP time we received
         self.last_sr_time = 0.0
         self.remote_report: ReportBlock | None = None  # what the far end says of our stream
 
+    def start_receiving(self) -> RtpReceiverStats:
+        if self.receiver is None:
+            self.receiver = RtpReceiverStats(8000)
+        return self.receiver
+
     @property
     def lost(self) -> int:
-        return self.receiver.cumulative_lost
+        return self.receiver.cumulative_lost if self.receiver is not None else 0
 
     @property
     def jitter(self) -> float:
-        return self.receiver.jitter
+        return self.receiver.jitter if self.receiver is not None else 0
 
 
 class RtpSession(asyncio.DatagramProtocol):
@@ -103,15 +111,16 @@ class RtpSession(asyncio.DatagramProtocol):
         self.codec: Any = None
         self.payload_type = 0
         self.dtmf_pt: int | None = 101
-        self.ssrc = random.getrandbits(32)
-        self.seq = random.getrandbits(16)
-        self.ts = random.getrandbits(32)
+        bits = random.getrandbits(80)  # RFC 3550 §5.1: random SSRC, sequence and timestamp
+        self.ssrc = bits & 0xFFFFFFFF
+        self.seq = (bits >> 32) & 0xFFFF
+        self.ts = bits >> 48
         self.stats = RtpStats()
         self.relay: "RtpSession | None" = None  # native bridge partner
         self._relay_seq_off = 0
         self._relay_ts_off = 0
         self._relay_ready = False
-        self._dtmf_rx = DtmfReceiver()
+        self._dtmf_rx: DtmfReceiver | None = None  # made by the first telephone-event
         self.hold = False  # the far end asked us not to send (sendonly/inactive offer)
         self.closed = False
         self.rtcp_remote: tuple[str, int] | None = None
@@ -130,7 +139,8 @@ class RtpSession(asyncio.DatagramProtocol):
         """Bind an even port of the range for RTP; RTCP gets the odd port above it when
         media first flows (the allocator never hands odd ports out). The socket is made
         and bound here (the event loop's own local_addr path would resolve the address
-        in a thread pool, which stalls under load) and handed to the loop already bound."""
+        in a thread pool, which stalls under load) and handed to the loop already bound
+        (the loop makes it non-blocking: asyncio's and uvloop's sock= paths both do)."""
         loop = asyncio.get_running_loop()
         last_error: OSError | None = None
         family = socket.AF_INET6 if ":" in local_ip else socket.AF_INET
@@ -142,7 +152,6 @@ class RtpSession(asyncio.DatagramProtocol):
                 rtp.close()
                 last_error = exc
                 continue
-            rtp.setblocking(False)
             session = cls(local_ip, port)
             session._rtcp_family = family
             await loop.create_datagram_endpoint(lambda: session, sock=rtp)
@@ -202,7 +211,7 @@ class RtpSession(asyncio.DatagramProtocol):
         pt = b1 & 0x7F
         seq = (data[2] << 8) | data[3]
         ts = int.from_bytes(data[4:8], "big")
-        stats.receiver.update(seq, ts, time.monotonic())
+        stats.receiver.update(seq, ts, time.monotonic())  # type: ignore[union-attr]  # made by _start_rtcp
         self.remote_ssrc = int.from_bytes(data[8:12], "big")
         cc = data[0] & 0x0F
         offset = 12 + 4 * cc
@@ -226,7 +235,10 @@ class RtpSession(asyncio.DatagramProtocol):
     def _on_event(self, payload: bytes, ts: int, chan: "Channel") -> None:
         """RFC 4733 (media/dtmf.py): one digit per event, reported when it begins;
         lost, repeated and reordered packets are sorted out by the receiver."""
-        for event in self._dtmf_rx.feed(ts, payload):
+        receiver = self._dtmf_rx
+        if receiver is None:
+            receiver = self._dtmf_rx = DtmfReceiver()
+        for event in receiver.feed(ts, payload):
             if isinstance(event, DtmfBegin):
                 chan.queue_dtmf("F" if event.digit == "!" else event.digit)
 
@@ -317,7 +329,7 @@ class RtpSession(asyncio.DatagramProtocol):
         now = time.time() if now is None else now
         st = self.stats
         blocks = []
-        if st.receiver.started and self.relay is None:
+        if st.receiver is not None and st.receiver.started and self.relay is None:
             block = st.receiver.report_block(self.remote_ssrc)
             if st.last_sr:
                 block.lsr = st.last_sr
@@ -336,6 +348,7 @@ class RtpSession(asyncio.DatagramProtocol):
         ``rtcp_interval`` (±50 %, RFC 3550 §6.2), with a reader callback and a timer
         handle instead of a task. A call that never carries media costs none of it."""
         self._rtcp_on = True
+        self.stats.start_receiving()  # datagram_received counts every packet from now on
         if self._rtcp_family is None or self.closed:
             return
         try:
