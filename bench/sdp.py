@@ -10,6 +10,8 @@ Mirrors what src/hookflash/sip/call.py does for one call of the SIPp benchmark
 * outgoing leg: ``SdpSession.offer`` and ``str(offer).encode()`` (``start_outgoing``,
   ``_send_invite``), then ``accept_answer(offer, SessionDescription.parse(200 body))``
   (``_answer_sdp``);
+* the same per call with the bodies taken from ``SdpSession.body`` (rendered once, by
+  the version check) instead of ``str(sdp).encode()``;
 * ``RtpSession.open`` + ``close`` on 127.0.0.1 under uvloop (as hookflash runs), two per
   call.
 
@@ -80,6 +82,15 @@ def sdp_cases(codecs: list[str]) -> list[tuple[str, Callable[[], object]]]:
         incoming(SIPP_OFFER)()
         return outgoing()
 
+    def per_call_body() -> object:  # call.py sending SdpSession.body instead of str(...)
+        sdp = SdpSession("127.0.0.1", 30000)
+        sdp.answer(SessionDescription.parse(SIPP_OFFER), codecs)
+        answer_body = sdp.body
+        sdp = SdpSession("127.0.0.1", 30002)
+        offer = sdp.offer(codecs)
+        offer_body = sdp.body
+        return answer_body, offer_body, accept_answer(offer, SessionDescription.parse(SIPP_ANSWER))
+
     return [
         ("parse SIPp offer", lambda: SessionDescription.parse(SIPP_OFFER)),
         ("parse phone offer", lambda: SessionDescription.parse(PHONE_OFFER)),
@@ -88,6 +99,7 @@ def sdp_cases(codecs: list[str]) -> list[tuple[str, Callable[[], object]]]:
         ("out: offer+str", outgoing_offer),
         ("out: offer+str+parse+accept_answer", outgoing),
         ("SDP per call (SIPp: in + out)", per_call),
+        ("  the same with SdpSession.body", per_call_body),
     ]
 
 

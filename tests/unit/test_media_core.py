@@ -376,6 +376,19 @@ def test_offer_accept_answer_and_hold_resume_versions() -> None:
     assert theirs.answer(inactive, ["ulaw"]).direction == "inactive"
 
 
+def test_sdp_session_body_is_the_sdp_made_last() -> None:
+    ours = sdp.SdpSession("192.0.2.1", 4000, session_id=99)
+    theirs = sdp.SdpSession("192.0.2.2", 5000, session_id=7)
+    assert ours.body == b""
+    for direction, media in [("sendrecv", None), ("sendrecv", None), ("sendonly", None),
+                             ("sendrecv", ("198.51.100.1", 6000))]:
+        offer = ours.offer(["ulaw", "alaw"], direction=direction, media=media)
+        assert ours.body == str(offer).encode()
+        answer = theirs.answer(sdp.SessionDescription.parse(ours.body), ["alaw"])
+        assert theirs.body == str(answer.sdp).encode()
+    assert offer.origin.version == 2 and b"o=- 99 2 IN IP4 192.0.2.1\r\n" in ours.body
+
+
 def test_accept_answer_rejected_or_foreign_codec() -> None:
     offer = sdp.make_offer("192.0.2.1", 4000, ["ulaw"], session_id=1)
     bad = sdp.SessionDescription.parse(G729_ONLY_OFFER)

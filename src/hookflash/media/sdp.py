@@ -677,15 +677,24 @@ class SdpSession:
         self.session_name = session_name
         self.version = 0
         self._last: list[str] | None = None
+        self._lines: list[str] = []  # the last SDP made, rendered, its o= line stamped
 
     def _stamp(self, sd: SessionDescription) -> SessionDescription:
-        body = sd.lines()
-        del body[1]  # o= (always the second line; what we build has no other o= line)
+        lines = sd.lines()
+        body = lines[:1] + lines[2:]  # all but o= (always the second line)
         if self._last is not None and body != self._last:
             self.version += 1
         self._last = body
         sd.origin.version = self.version
+        lines[1] = f"o={sd.origin}"
+        self._lines = lines
         return sd
+
+    @property
+    def body(self) -> bytes:
+        """The last offer or answer made, as bytes to send: ``str(sdp).encode()`` of it,
+        from the rendering the version check made (so valid while that SDP is unchanged)."""
+        return ("\r\n".join(self._lines) + "\r\n").encode() if self._lines else b""
 
     def offer(self, codecs: list[str], direction: str = "sendrecv",
               dtmf: bool = True, media: tuple[str, int] | None = None) -> SessionDescription:
