@@ -333,7 +333,8 @@ class SessionDescription:
         other: list[tuple[str, str]] = []
         media: MediaDescription | None = None
         target = attributes  # where a= lines go: the session's, then each m= section's
-        for line in map(str.strip, text.split("\n")):  # CRLF or LF: strip() drops the CR
+        for line in text.split("\n"):  # CRLF or LF: strip() drops the CR
+            line = line.strip()
             if not line:
                 continue
             if line[1:2] != "=" or line[0] == "=":  # the type is one character (§5)
@@ -352,13 +353,8 @@ class SessionDescription:
                     media.connection = Connection.parse(value)
                 else:
                     media.other.append((kind, value))
-            elif kind == "v":
-                if value.strip() != "0":
-                    raise SdpError(400, f"unsupported SDP version {value!r}")
             elif kind == "o":
                 origin = Origin.parse(value)
-            elif kind == "s":
-                session_name = value
             elif kind == "c":
                 connection = Connection.parse(value)
             elif kind == "t":
@@ -367,11 +363,15 @@ class SessionDescription:
                     times.append((int(start), int(stop)))
                 except ValueError:
                     raise SdpError(400, f"bad t= line {value!r}") from None
+            elif kind == "s":
+                session_name = value
+            elif kind == "v":
+                if value.strip() != "0":
+                    raise SdpError(400, f"unsupported SDP version {value!r}")
             else:
                 other.append((kind, value))
-        return cls(origin=origin if origin is not None else Origin(), session_name=session_name,
-                   connection=connection, times=times, attributes=attributes, media=media_list,
-                   other=other)
+        return cls(origin if origin is not None else Origin(), session_name, connection, times,
+                   attributes, media_list, other)
 
     def lines(self) -> list[str]:
         out = [f"v={self.version}", f"o={self.origin}", f"s={self.session_name or '-'}"]
