@@ -24,6 +24,7 @@ from hookflash.sip.message import (
     SipRequest,
     SipResponse,
     Status,
+    split_list,
 )
 
 __all__ = [
@@ -82,12 +83,15 @@ def build_response(
         reason = _PHRASES.get(status) or (Status(status).phrase if 100 <= status <= 699 else "Unknown")
     req = request.headers
     first = req._first_values()
-    items = [("via", "Via", via) for via in req.get_all("Via")]
-    items.append(("from", "From", _first(first, "from", "From")))
-    to = _first(first, "to", "To")
-    items.append(("to", "To", to if status == 100 else _with_tag(to, request.to_addr, to_tag)))
-    items.append(("call-id", "Call-ID", _first(first, "call-id", "Call-ID")))
-    items.append(("cseq", "CSeq", _first(first, "cseq", "CSeq")))
+    from_, to, call_id, cseq = first.get("from"), first.get("to"), first.get("call-id"), first.get("cseq")
+    if from_ is None or to is None:
+        raise _missing("From" if from_ is None else "To")
+    if status != 100:
+        to = _with_tag(to, request.to_addr, to_tag)
+    if call_id is None or cseq is None:
+        raise _missing("Call-ID" if call_id is None else "CSeq")
+    items = [("via", "Via", via) for value in req._raw("via") for via in split_list(value)]
+    items += (("from", "From", from_), ("to", "To", to), ("call-id", "Call-ID", call_id), ("cseq", "CSeq", cseq))
     if status == 100:
         stamp = first.get("timestamp")
         if stamp is not None:
@@ -95,20 +99,19 @@ def build_response(
     elif status < 300 and "record-route" in first:
         items += [("record-route", "Record-Route", rr) for rr in req.get_all("Record-Route")]
     # the same values: no second parse of them
-    cache = {key: req._cache[key] for key in _SHARED_VIEWS if key in req._cache}
+    views = req._cache
+    cache = {key: views[key] for key in _SHARED_VIEWS if key in views}
     if headers:
-        extra = Headers(headers)._items
+        extra = Headers._keyed(headers)
         items += extra
-        for key, _, _ in extra:  # as Headers.add would: a view of a header added is stale
-            cache.pop(key, None)
+        if cache:
+            for key, _, _ in extra:  # as Headers.add would: a view of a header added is stale
+                cache.pop(key, None)
     return SipResponse(status, reason, Headers._of(items, cache), body)
 
 
-def _first(values: dict[str, str], key: str, name: str) -> str:
-    value = values.get(key)
-    if value is None:
-        raise ValueError(f"message has no {name} header")
-    return value
+def _missing(name: str) -> ValueError:
+    return ValueError(f"message has no {name} header")
 
 
 _SHARED_VIEWS = ("via", "from", "cseq")
@@ -330,7 +333,7 @@ class Dialog:
         if self.local_contact is not None and method in _CONTACT_METHODS:
             items.append(("contact", "Contact", self.local_contact))
         if headers:
-            items += Headers(headers)._items
+            items += Headers._keyed(headers)
         return SipRequest(method, uri, Headers._of(items), body)
 
     def _addresses(self) -> tuple[str, str]:

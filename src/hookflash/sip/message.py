@@ -755,9 +755,14 @@ class Headers:
     __slots__ = ("_cache", "_items")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        keys = _KEYS
-        self._items: list[tuple[str, str, str]] = [(keys.get(n) or _key(n), n, v) for n, v in items]
+        self._items: list[tuple[str, str, str]] = Headers._keyed(items)
         self._cache: dict[str, Any] = {}
+
+    @staticmethod
+    def _keyed(items: Iterable[tuple[str, str]]) -> list[tuple[str, str, str]]:
+        """(name, value) pairs as the (key, name, value) items headers keep."""
+        keys = _KEYS
+        return [(keys.get(n) or _key(n), n, v) for n, v in items]
 
     @classmethod
     def _of(cls, items: list[tuple[str, str, str]], cache: dict[str, Any] | None = None) -> Headers:
@@ -962,17 +967,16 @@ class _MessageViews:
         body = self.body
         items = self.headers._items
         # None marks a Content-Length: its value is written anew, once
-        lines: list[str | None] = [start_line]
-        lines += [f"{name}: {value}" if key != "content-length" else None for key, name, value in items]
+        lines = [f"{name}: {value}\r\n" if key != "content-length" else None for key, name, value in items]
         if None in lines:
             at = lines.index(None)
-            lines[at] = f"{items[at - 1][1]}: {len(body)}"
-            if None in lines:
-                lines = [line for line in lines if line is not None]
+            lines[at] = f"{items[at][1]}: {len(body)}\r\n"
+            text = "".join([line for line in lines if line is not None])
+            tail = "\r\n"
         else:
-            lines.append(f"Content-Length: {len(body)}")
-        lines.append("\r\n")
-        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + body  # type: ignore[arg-type]
+            text = "".join(lines)  # type: ignore[arg-type]
+            tail = f"Content-Length: {len(body)}\r\n\r\n"
+        return f"{start_line}\r\n{text}{tail}".encode("utf-8", "surrogateescape") + body
 
 
 def _parse_vias(values: list[str]) -> list[Via]:
