@@ -602,6 +602,9 @@ def negotiate(offer: SessionDescription, allowed: list[str], local_ip: str, port
     result: tuple[CodecChoice, int | None, str, int, str, bool, int] | None = None
     for index, m in enumerate(offer.media):
         accepted = None
+        rtpmaps: dict[int, RtpMap] = {}
+        m_ptime: int | None = None
+        m_direction: str | None = None
         if result is None and m.media == "audio" and m.port and m.proto in _RTP_PROTOS:
             rtpmaps, m_ptime, m_direction = _media_facts(m)
             accepted = _match(m.payload_map(rtpmaps), classes)
