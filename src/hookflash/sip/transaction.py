@@ -238,6 +238,8 @@ ICT, NICT, IST, NIST = Kind.INVITE_CLIENT, Kind.NON_INVITE_CLIENT, Kind.INVITE_S
 CALLING, TRYING, PROCEEDING = State.CALLING, State.TRYING, State.PROCEEDING
 COMPLETED, CONFIRMED, TERMINATED = State.COMPLETED, State.CONFIRMED, State.TERMINATED
 ACCEPTED = State.ACCEPTED
+R1XX, R2XX, R3XX_6XX = Event.R1XX, Event.R2XX, Event.R3XX_6XX
+TU_1XX, TU_2XX, TU_3XX_6XX = Event.TU_1XX, Event.TU_2XX, Event.TU_3XX_6XX
 
 #: Entry state and effects when a transaction is created.
 INITIAL: Final[dict[Kind, tuple[State, tuple[Effect, ...]]]] = {
@@ -475,7 +477,12 @@ class Transaction:
     def _step(
         self, trigger: Trigger, now: float, message: SipMessage | None, source: Addr | None = None
     ) -> list[Action]:
-        actions = self._handle(trigger, now, message, source)
+        plan = self._plans[self.state].get(trigger)  # what _handle does, one call less
+        if plan is None:
+            log.debug("%r: %s ignored", self, trigger)
+            actions: list[Action] = []
+        else:
+            actions = self._run(plan, trigger, now, message, source)
         deadlines = self._deadlines
         if deadlines and min(deadlines.values()) <= now:
             actions += self.on_timer(now)
@@ -613,7 +620,9 @@ class ClientTransaction(Transaction):
     def receive_response(
         self, response: SipResponse, now: float, source: Addr | None = None
     ) -> list[Action]:
-        return self._step(_classify(response.status, server=False), now, response, source)
+        status = response.status  # _classify, inline
+        event = R1XX if status < 200 else R2XX if status < 300 else R3XX_6XX
+        return self._step(event, now, response, source)
 
 
 class ServerTransaction(Transaction):
@@ -648,9 +657,11 @@ class ServerTransaction(Transaction):
         return self._step(event, now, request, source)
 
     def send_response(self, response: SipResponse, now: float) -> list[Action]:
-        if not 100 <= response.status <= 699:
-            raise TransactionError(500, f"bad response status {response.status}")
-        return self._step(_classify(response.status, server=True), now, response)
+        status = response.status
+        if not 100 <= status <= 699:
+            raise TransactionError(500, f"bad response status {status}")
+        event = TU_1XX if status < 200 else TU_2XX if status < 300 else TU_3XX_6XX  # _classify
+        return self._step(event, now, response)
 
 
 # --------------------------------------------------------------------------- matching
