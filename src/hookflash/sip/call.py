@@ -175,6 +175,7 @@ class SipCall:
         self.rtp: RtpSession | None = None
         self.sdp: SdpSession | None = None
         self.offer: SessionDescription | None = None
+        self.offer_body = b""  # our offer as sent (the SdpSession's rendering)
         self.source: tuple[str, int] | None = None
         self.dest: tuple[str, int] | None = None
         self.local_tag = make_tag()
@@ -240,7 +241,7 @@ class SipCall:
                 return
             self._use_media(answer)
             answer_sdp = answer.sdp
-        self.answer_body = str(answer_sdp).encode() if answer_sdp is not None else None
+        self.answer_body = self.sdp.body if answer_sdp is not None else None  # as rendered once by the session
         peer = self.peer
         cfg = peer.config if peer else None
         context = cfg.context if cfg else stack.config.general.context
@@ -531,6 +532,7 @@ class SipCall:
         self.public_ip = stack.advertised_ip(self.dest[0])
         self.sdp = SdpSession(self.public_ip, self.rtp.port)
         self.offer = self.sdp.offer(self.codecs)
+        self.offer_body = self.sdp.body
         if self.peer is not None:
             self.peer.calls += 1
         self._send_invite(None)
@@ -545,7 +547,7 @@ class SipCall:
             request.headers.add("Contact", f"<{stack.contact_uri(transport=self.transport, host=self.public_ip)}>")
             request.headers.add("Allow", "INVITE, ACK, CANCEL, OPTIONS, BYE, INFO")
             request.headers.add("Content-Type", "application/sdp")
-            request.body = str(self.offer).encode()
+            request.body = self.offer_body
         else:
             old = self.invite
             request = SipRequest("INVITE", old.uri, old.headers.copy(), old.body)
