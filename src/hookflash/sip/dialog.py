@@ -86,11 +86,15 @@ def build_response(
     from_, to, call_id, cseq = first.get("from"), first.get("to"), first.get("call-id"), first.get("cseq")
     if from_ is None or to is None:
         raise _missing("From" if from_ is None else "To")
-    if status != 100:
-        to = _with_tag(to, request.to_addr, to_tag)
+    if status != 100 and request.to_addr.tag is None and to_tag:
+        to = f"{to};tag={to_tag}"  # as written, with the tag added (as _with_tag)
     if call_id is None or cseq is None:
         raise _missing("Call-ID" if call_id is None else "CSeq")
-    items = [("via", "Via", via) for value in req._raw("via") for via in split_list(value)]
+    # every Via value (as get_all gives them); when the parsed view has as many Vias as
+    # there are values, no value holds two and each only needs stripping
+    items = [("via", "Via", value.strip(" \t")) for key, _, value in req._items if key == "via"]
+    if len(items) != len(req._cache.get("via") or ()):
+        items = [("via", "Via", via) for _, _, value in items for via in split_list(value)]
     items += (("from", "From", from_), ("to", "To", to), ("call-id", "Call-ID", call_id), ("cseq", "CSeq", cseq))
     if status == 100:
         stamp = first.get("timestamp")
