@@ -198,6 +198,15 @@ class SipCall:
         self.reinvite_tries = 0
         self.public_ip = stack.local_ip  # what SDP and Contact advertise (externip/localnet)
         self._2xx: _Retransmit2xx | None = None
+        self._contact: tuple[tuple[str, str], str] | None = None
+
+    def contact(self) -> str:
+        """``<sip:s@host:port>`` for our Contact headers: made once per call (transport and
+        advertised address are settled before the first message goes out)."""
+        key = (self.transport, self.public_ip)
+        if self._contact is None or self._contact[0] != key:
+            self._contact = (key, f"<{self.stack.contact_uri(transport=self.transport, host=self.public_ip)}>")
+        return self._contact[1]
 
     @property
     def codecs(self) -> list[str]:
@@ -285,7 +294,7 @@ class SipCall:
         if self.invite is None or self.answered or self.finished:
             return
         body = (self.answer_body or b"") if sdp else b""
-        headers = [("Contact", f"<{self.stack.contact_uri(transport=self.transport, host=self.public_ip)}>")]
+        headers = [("Contact", self.contact())]
         self.stack.reply(self.invite, status, reason, headers=headers, body=body, to_tag=self.local_tag)
         self.last_message = f"Tx: {status}"
 
@@ -309,12 +318,12 @@ class SipCall:
             assert self.sdp is not None
             self.offer = self.sdp.offer(self.codecs)
             self.answer_body = str(self.offer).encode()
-        headers = [("Contact", f"<{stack.contact_uri(transport=self.transport, host=self.public_ip)}>"), ("Allow", "INVITE, ACK, CANCEL, OPTIONS, BYE, INFO")]
+        headers = [("Contact", self.contact()), ("Allow", "INVITE, ACK, CANCEL, OPTIONS, BYE, INFO")]
         response = stack.reply(request, 200, "OK", headers=headers, body=self.answer_body,
                                to_tag=self.local_tag)
         self.answered = True
         self.last_message = "Tx: 200"
-        self.dialog = Dialog.from_uas(request, self.local_tag, f"<{stack.contact_uri(transport=self.transport, host=self.public_ip)}>")
+        self.dialog = Dialog.from_uas(request, self.local_tag, self.contact())
         stack.calls[self.dialog.id] = self
         stack.pending.pop(request.call_id, None)
         t1 = stack.config.general.timert1 / 1000.0
@@ -366,7 +375,7 @@ class SipCall:
     def _reinvite(self, request: SipRequest) -> None:
         tag = self.dialog.local_tag if self.dialog else self.local_tag
         if not request.body or self.sdp is None:
-            self.stack.reply(request, 200, headers=[("Contact", f"<{self.stack.contact_uri(transport=self.transport, host=self.public_ip)}>")],
+            self.stack.reply(request, 200, headers=[("Contact", self.contact())],
                              body=str(self.sdp.offer(self.codecs)).encode() if self.sdp else b"", to_tag=tag)
             return
         try:
@@ -384,7 +393,7 @@ class SipCall:
             return
         self._use_media(answer)
         self.hold = ours != "sendrecv"
-        self.stack.reply(request, 200, headers=[("Contact", f"<{self.stack.contact_uri(transport=self.transport, host=self.public_ip)}>")],
+        self.stack.reply(request, 200, headers=[("Contact", self.contact())],
                          body=str(answer.sdp).encode(), to_tag=tag)
         if self.chan is not None:
             self.stack.pbx.verbose(3, f"{self.chan.name} {'put on hold' if self.hold else 'taken off hold'} by the far end")
@@ -459,7 +468,7 @@ class SipCall:
             return
         codecs = [self.format] if getattr(self, "format", None) else self.codecs
         body = str(self.sdp.offer(codecs, media=media)).encode()
-        contact = f"<{self.stack.contact_uri(transport=self.transport, host=self.public_ip)}>"
+        contact = self.contact()
         request = self.dialog.create_request(
             "INVITE", via=self.stack.new_via(transport=self.transport),
             headers=[("Contact", contact), ("Content-Type", "application/sdp")], body=body)
@@ -544,7 +553,7 @@ class SipCall:
             request = stack.new_request("INVITE", self.uri, self.uri, from_user=chan.caller.num or "anonymous",
                                         from_display=chan.caller.name, transport=self.transport)
             request.headers.set("From", request.headers.get("From").rsplit(";tag=", 1)[0] + f";tag={self.local_tag}")  # type: ignore[union-attr]
-            request.headers.add("Contact", f"<{stack.contact_uri(transport=self.transport, host=self.public_ip)}>")
+            request.headers.add("Contact", self.contact())
             request.headers.add("Allow", "INVITE, ACK, CANCEL, OPTIONS, BYE, INFO")
             request.headers.add("Content-Type", "application/sdp")
             request.body = self.offer_body
@@ -603,7 +612,7 @@ class SipCall:
         assert chan is not None and self.invite is not None
         first = self.dialog is None
         if first:
-            self.dialog = Dialog.from_uac(self.invite, response, f"<{self.stack.contact_uri(transport=self.transport, host=self.public_ip)}>")
+            self.dialog = Dialog.from_uac(self.invite, response, self.contact())
             self.stack.calls[self.dialog.id] = self
             self.stack.pending.pop(response.call_id, None)
         self._send_ack(response)
