@@ -4,7 +4,9 @@ Thin I/O around the sans-IO cores: datagrams are parsed (``message.py``), routed
 :class:`TransactionLayer` (``transaction.py``), and the resulting actions are carried
 out here: ``Send`` goes on the wire, ``Deliver``/``Timeout`` go to the transaction user
 (the :class:`~hookflash.sip.stack.SipStack`). One timer handle tracks the layer's
-earliest deadline. A malformed datagram is answered with the status the parser names
+earliest deadline: re-armed only when a deadline comes earlier than it (a timer that
+fires for a stopped deadline finds nothing due and re-arms), a few ms late so that
+deadlines close together fire in one go. A malformed datagram is answered with the status the parser names
 when a response can be addressed, else dropped; it never raises out of here.
 """
 
@@ -49,6 +51,9 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self.handlers: dict[ClientTransaction, ResponseHandler] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        # how late the timer may fire to take several deadlines at once: 1 % of T1
+        # (5 ms by default), well inside the granularity RFC 3261 timers need
+        self.coalesce = (timers or TimerConfig()).t1 / 100
         self.debug_peers: set[str] | None = None  # None = off; empty set = everyone
         self.local_addr: Addr = ("0.0.0.0", 0)
         self.stats = {"received": 0, "sent": 0, "malformed": 0}
@@ -136,8 +141,8 @@ class SipEndpoint(asyncio.DatagramProtocol):
     # ------------------------------------------------------------------ receiving
     def datagram_received(self, data: bytes, addr: Addr) -> None:  # type: ignore[override]
         self.stats["received"] += 1
-        if not data.strip(b"\r\n \0"):
-            return  # keep-alive
+        if data[:1] in b"\r\n \0" and not data.strip(b"\r\n \0"):
+            return  # keep-alive (checked only when the datagram starts like one)
         if self.debug_peers is not None:
             self._trace("<--- SIP read from", addr, data)
         try:
@@ -181,16 +186,17 @@ class SipEndpoint(asyncio.DatagramProtocol):
     # ------------------------------------------------------------------ actions
     def execute(self, actions: list[Any]) -> None:
         for action in actions:
-            if isinstance(action, Send):
+            kind = type(action)  # the action classes are final: one identity test each
+            if kind is Send:
                 self.send(action.message, action.dest)
-            elif isinstance(action, Deliver):
+            elif kind is Deliver:
                 self._deliver(action)
-            elif isinstance(action, (Timeout, TransportError)):
-                handler = self.handlers.pop(action.transaction, None)  # type: ignore[arg-type]
+            elif kind is Terminated:
+                self.handlers.pop(action.transaction, None)
+            elif kind is Timeout or kind is TransportError:
+                handler = self.handlers.pop(action.transaction, None)
                 if handler is not None:
                     handler(None)
-            elif isinstance(action, Terminated):
-                self.handlers.pop(action.transaction, None)  # type: ignore[arg-type]
         self._reschedule()
 
     def _deliver(self, action: Deliver) -> None:
@@ -208,15 +214,20 @@ class SipEndpoint(asyncio.DatagramProtocol):
             self.tu.on_request(message, action.transaction, source)
 
     def _reschedule(self) -> None:
+        """Arm the timer for the layer's earliest deadline unless it is armed for then
+        or sooner already. A deadline that goes away (a timer stopped) leaves the
+        timer armed: it fires for nothing and re-arms, which is cheaper than
+        re-arming on every message that stops a timer."""
         deadline = self.layer.next_deadline()
-        if deadline == self._timer_at:
+        if deadline is None:
+            return
+        at = self._timer_at
+        if at is not None and at <= deadline + self.coalesce:
             return
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
-        self._timer_at = deadline
-        if deadline is not None:
-            self._timer = self.loop.call_at(deadline, self._fire)
+        self._timer_at = at = deadline + self.coalesce
+        self._timer = self.loop.call_at(at, self._fire)
 
     def _fire(self) -> None:
         self._timer = None
@@ -235,12 +246,14 @@ class SipEndpoint(asyncio.DatagramProtocol):
             return "udp"
 
     def send(self, message: SipRequest | SipResponse | bytes, dest: Addr) -> None:
-        """Send a message (or the bytes of one a shrunk UDP transaction resends)."""
-        data = message if isinstance(message, bytes) else bytes(message)
+        """Send a message (or the bytes of one a shrunk UDP transaction sends)."""
+        if isinstance(message, bytes):
+            data, kind = message, "udp"  # only UDP transactions shrink
+        else:
+            data, kind = bytes(message), self.transport_for(message)
         if self.debug_peers is not None:
             self._trace("---> SIP sent to", dest, data)
         self.stats["sent"] += 1
-        kind = self.transport_for(message)
         if kind in ("tcp", "tls"):
             conn = self.connections.get(dest)
             if conn is not None:
