@@ -400,6 +400,11 @@ def _parse_quoted(text: str, start: int) -> tuple[int, str]:
         i = b + 2
 
 
+# name-addr with a display name of tokens or a quoted string without escapes, a URI
+# without LWS, quotes or angle brackets, and maybe ";" and parameters (checked apart)
+_NAME_ADDR_RE = re.compile(
+    r"""(?:"([^"\\]*)"[ \t]*|([A-Za-z0-9\-.!%*_+`'~ \t]*))<([^<>" \t]*)>[ \t]*(?:;(.*))?""", re.DOTALL
+)
 _NEEDS_QUOTING_RE = re.compile(r'["\\\x00-\x1f\x7f]')
 
 
@@ -574,6 +579,12 @@ class Address:
     @classmethod
     def parse(cls, text: str) -> Address:
         s = text.strip(_WS)
+        m = _NAME_ADDR_RE.fullmatch(s)
+        if m is not None:  # the usual forms, valid up to the URI and the parameters
+            quoted, words, uri_text, params = m.groups()
+            display = quoted if quoted is not None else " ".join(words.split()) if words else ""
+            uri = SipUri.parse(uri_text)
+            return cls(display, uri) if params is None else cls(display, uri, _parse_params(params))
         if not s:
             raise _bad("Empty address")
         display = ""
@@ -982,7 +993,8 @@ class _MessageViews:
 def _parse_vias(values: list[str]) -> list[Via]:
     vias = []
     for value in values:
-        for part in split_list(value, keep_empty=True):
+        parts = split_list(value, keep_empty=True) if "," in value else [value.strip(_WS)]
+        for part in parts:
             if not part:
                 raise _bad("Empty Via value")
             vias.append(Via.parse(part))
@@ -1136,6 +1148,7 @@ def _content_length(headers: Headers) -> int | None:
     return int(value)
 
 
+@lru_cache(maxsize=1024)  # a peer sends the same Request-URI on every call; errors are not cached
 def _check_request_uri(uri: str) -> None:
     colon = uri.find(":")
     if colon <= 0 or not _SCHEME_RE.fullmatch(uri[:colon]) or "<" in uri or ">" in uri or '"' in uri:
