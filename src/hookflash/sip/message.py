@@ -977,17 +977,15 @@ class _MessageViews:
         spelling of the first one, else last) with the length of the body, the body."""
         body = self.body
         items = self.headers._items
-        # None marks a Content-Length: its value is written anew, once
-        lines = [f"{name}: {value}\r\n" if key != "content-length" else None for key, name, value in items]
-        if None in lines:
-            at = lines.index(None)
-            lines[at] = f"{items[at][1]}: {len(body)}\r\n"
-            text = "".join([line for line in lines if line is not None])
-            tail = "\r\n"
-        else:
-            text = "".join(lines)  # type: ignore[arg-type]
+        lines = [f"{name}: {value}\r\n" for key, name, value in items if key != "content-length"]
+        if len(lines) == len(items):
             tail = f"Content-Length: {len(body)}\r\n\r\n"
-        return f"{start_line}\r\n{text}{tail}".encode("utf-8", "surrogateescape") + body
+        else:  # written anew in place of the first one
+            at = next(i for i, item in enumerate(items) if item[0] == "content-length")
+            lines.insert(at, f"{items[at][1]}: {len(body)}\r\n")
+            tail = "\r\n"
+        data = f"{start_line}\r\n{''.join(lines)}{tail}".encode("utf-8", "surrogateescape")
+        return data + body if body else data
 
 
 def _parse_vias(values: list[str]) -> list[Via]:
