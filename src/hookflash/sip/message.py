@@ -288,7 +288,17 @@ _HEADER_SAFE = "-_.!~*'()[]/?:+$"
 
 
 def _escape(text: str, safe: str) -> str:
+    unchanged = _UNESCAPED.get(safe)
+    if unchanged is not None and unchanged.fullmatch(text):  # the usual case: nothing to escape
+        return text
     return quote(text, safe=safe, errors="surrogateescape")
+
+
+# the texts quote() leaves as they are: its always-safe characters and ``safe``
+_UNESCAPED = {
+    safe: re.compile(f"[A-Za-z0-9_.~{re.escape(safe)}-]*")
+    for safe in (_USER_SAFE, _PASSWORD_SAFE, _PARAM_SAFE, _HEADER_SAFE)
+}
 
 
 def split_list(value: str, keep_empty: bool = False) -> list[str]:
@@ -353,6 +363,9 @@ def _parse_params(text: str, strict: bool = True) -> dict[str, str | None]:
     around ``;`` and ``=``; names lowercased, values kept as written (quotes included)."""
     params: dict[str, str | None] = {}
     if _SIMPLE_PARAMS_RE.fullmatch(text):  # the usual ";tag=x", ";branch=y;rport": all valid
+        if ";" not in text:
+            name, eq, value = text.partition("=")
+            return {name.lower(): value if eq else None}
         for part in text.split(";"):
             name, eq, value = part.partition("=")
             params[name.lower()] = value if eq else None
@@ -1174,15 +1187,21 @@ def _validate(msg: SipMessage, compat_2543: bool) -> None:
         for key, label in _SINGLE_HEADERS:
             if keys.count(key) > 1:
                 raise _bad(f"Multiple {label} headers")
-    if not msg.call_id:
+    # the views everyone reads, parsed now (as the properties would: into the cache)
+    first = h._first_values()
+    views = h._cache
+    call_id = views["call-id"] = first["call-id"]
+    if not call_id:
         raise _bad("Empty Call-ID")
-    _ = msg.vias, msg.from_addr, msg.to_addr
-    method = msg.cseq[1]
+    views["via"] = _parse_vias([v for k, _, v in h._items if k == "via"])
+    views["from"] = Address.parse(first["from"])
+    views["to"] = Address.parse(first["to"])
+    cseq = views["cseq"] = parse_cseq(first["cseq"])
     if isinstance(msg, SipRequest):
-        if method != msg.method:
+        if cseq[1] != msg.method:
             # RFC 4475 §3.1.2.18: 501 for an unknown method is the more future-proof answer
             raise SipParseError(400 if msg.method in KNOWN_METHODS else 501, "CSeq method mismatch")
-        mf = h.get("max-forwards")
+        mf = first.get("max-forwards")
         if mf is not None and (not _is_digits(mf, 5) or int(mf) > 255):
             raise _bad("Invalid Max-Forwards")
         _check_request_uri(msg.uri)
