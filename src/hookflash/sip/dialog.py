@@ -48,11 +48,6 @@ def _header(msg: SipMessage, name: str) -> str:
     return value
 
 
-def _with_tag(value: str, address: Address, tag: str | None) -> str:
-    """The From/To ``value`` with ``;tag=`` appended unless it has one (kept verbatim)."""
-    return value if not tag or address.tag is not None else f"{value};tag={tag}"
-
-
 def _without_tag(address: Address) -> Address:
     return Address(address.display, address.uri, {k: v for k, v in address.params.items() if k != "tag"})
 
@@ -87,7 +82,7 @@ def build_response(
     if from_ is None or to is None:
         raise _missing("From" if from_ is None else "To")
     if status != 100 and request.to_addr.tag is None and to_tag:
-        to = f"{to};tag={to_tag}"  # as written, with the tag added (as _with_tag)
+        to = f"{to};tag={to_tag}"  # the To as written (verbatim), with our tag
     if call_id is None or cseq is None:
         raise _missing("Call-ID" if call_id is None else "CSeq")
     # every Via value (as get_all gives them); when the parsed view has as many Vias as

@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import os
 import re
-from functools import lru_cache
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
-from typing import Any, Self, TypeAlias, TypeVar
+from functools import lru_cache
+from typing import Any, Self, TypeAlias
 from urllib.parse import quote, unquote
 
 __all__ = [
@@ -51,9 +51,6 @@ KNOWN_METHODS = frozenset({
     "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE", "NOTIFY",
     "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE",
 })
-
-_T = TypeVar("_T")
-
 
 # --------------------------------------------------------------------------- errors
 
@@ -889,13 +886,6 @@ class Headers:
     def __repr__(self) -> str:
         return f"Headers({self.items()!r})"
 
-    def _cached(self, key: str, build: Callable[[], _T]) -> _T:
-        try:
-            return self._cache[key]  # type: ignore[no-any-return]
-        except KeyError:
-            value = self._cache[key] = build()
-            return value
-
 
 # --------------------------------------------------------------------------- messages
 
@@ -987,17 +977,22 @@ class _MessageViews:
 
     def _serialise(self, start_line: str) -> bytes:
         """Start line, headers as spelt, one Content-Length (at the place and with the
-        spelling of the first one, else last) with the length of the body, the body."""
+        spelling of the first one, else last) with the length of the body, the body.
+        (A plain loop: measured faster here than comprehensions with a fix-up after.)"""
         body = self.body
-        items = self.headers._items
-        lines = [f"{name}: {value}\r\n" for key, name, value in items if key != "content-length"]
-        if len(lines) == len(items):
-            tail = f"Content-Length: {len(body)}\r\n\r\n"
-        else:  # written anew in place of the first one
-            at = next(i for i, item in enumerate(items) if item[0] == "content-length")
-            lines.insert(at, f"{items[at][1]}: {len(body)}\r\n")
-            tail = "\r\n"
-        data = f"{start_line}\r\n{''.join(lines)}{tail}".encode("utf-8", "surrogateescape")
+        lines = [start_line]
+        length_written = False
+        for key, name, value in self.headers._items:
+            if key == "content-length":
+                if length_written:
+                    continue
+                value = str(len(body))
+                length_written = True
+            lines.append(f"{name}: {value}")
+        if not length_written:
+            lines.append(f"Content-Length: {len(body)}")
+        lines.append("\r\n")
+        data = "\r\n".join(lines).encode("utf-8", "surrogateescape")
         return data + body if body else data
 
 
