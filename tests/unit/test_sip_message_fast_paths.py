@@ -103,3 +103,22 @@ def test_uri_parts_escaped_only_when_needed() -> None:
         for safe in (_USER_SAFE, _PARAM_SAFE):
             assert _escape(text, safe) == quote(text, safe=safe, errors="surrogateescape")
     assert str(SipUri.parse("sip:%61lice@h;x=a%20b")) == "sip:alice@h;x=a%20b"
+
+
+def test_get_after_changes_and_copies_sees_the_change() -> None:
+    msg = parse_message(INVITE)  # validation built the index of first values
+    h = msg.headers
+    assert h.get("i") == "1-1@127.0.0.1" and h.get("Subject", "none") == "none"
+    h.add("Subject", "a")
+    assert h.get("subject") == "a"
+    h.insert_first("Subject", "b")
+    assert h.get("Subject") == "b" and h.get_all("Subject") == ["b", "a"]
+    copy = h.copy()
+    h.set("Subject", "c")
+    assert h.get("Subject") == "c" and copy.get("Subject") == "b"
+    h.remove("Subject")
+    assert h.get("Subject") is None and "Subject" not in h and copy.get("Subject") == "b"
+    copy.add("Call-ID", "second")
+    assert copy.get("Call-ID") == "1-1@127.0.0.1" and h.get("Call-ID") == "1-1@127.0.0.1"
+    copy.set("Call-ID", "other")
+    assert copy.get("Call-ID") == "other" and h.get("Call-ID") == "1-1@127.0.0.1"

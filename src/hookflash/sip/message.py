@@ -774,14 +774,16 @@ class Headers:
     Names compare case-insensitively and compact forms (``v``, ``i``, ``m``...) match
     their full names; the spelling a header was added with is what is written back.
     Typed views parsed from values are cached here, per header name, and dropped when
-    a header of that name changes; they are never modified in place.
+    a header of that name changes; they are never modified in place.  So is an index of
+    the first value of each header (built when asked for, dropped on any change).
     """
 
-    __slots__ = ("_cache", "_items")
+    __slots__ = ("_cache", "_first", "_items")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str, str]] = Headers._keyed(items)
         self._cache: dict[str, Any] = {}
+        self._first: dict[str, str] | None = None
 
     @staticmethod
     def _keyed(items: Iterable[tuple[str, str]]) -> list[tuple[str, str, str]]:
@@ -795,10 +797,14 @@ class Headers:
         new = cls.__new__(cls)
         new._items = items
         new._cache = {} if cache is None else cache
+        new._first = None
         return new
 
     def get(self, name: str, default: str | None = None) -> str | None:
         k = _KEYS.get(name) or _key(name)
+        first = self._first
+        if first is not None:
+            return first.get(k, default)
         for key, _, value in self._items:
             if key == k:
                 return value
@@ -816,12 +822,16 @@ class Headers:
         return [v for k, _, v in self._items if k == key]
 
     def _first_values(self) -> dict[str, str]:
-        """key -> the first value of each header (one pass, for reading several)."""
-        return {k: v for k, _, v in reversed(self._items)}
+        """key -> the first value of each header (read it, never change it)."""
+        first = self._first
+        if first is None:
+            first = self._first = {k: v for k, _, v in reversed(self._items)}
+        return first
 
     def add(self, name: str, value: str) -> None:
         k = _KEYS.get(name) or _key(name)
         self._items.append((k, name, value))
+        self._first = None
         if self._cache:
             self._cache.pop(k, None)  # the views of other headers stay valid
 
@@ -838,11 +848,13 @@ class Headers:
         if not done:
             out.append((k, name, value))
         self._items = out
+        self._first = None
         self._cache.pop(k, None)
 
     def remove(self, name: str) -> None:
         k = _key(name)
         self._items = [item for item in self._items if item[0] != k]
+        self._first = None
         self._cache.pop(k, None)
 
     def insert_first(self, name: str, value: str) -> None:
@@ -850,6 +862,7 @@ class Headers:
         k = _key(name)
         index = next((i for i, item in enumerate(self._items) if item[0] == k), 0)
         self._items.insert(index, (k, name, value))
+        self._first = None
         self._cache.pop(k, None)
 
     def items(self) -> list[tuple[str, str]]:
@@ -857,8 +870,10 @@ class Headers:
         return [(n, v) for _, n, v in self._items]
 
     def copy(self) -> Headers:
-        # parsed views are never changed in place: share them
-        return Headers._of(list(self._items), dict(self._cache))
+        # parsed views (and the index of first values) are never changed in place: share them
+        new = Headers._of(list(self._items), dict(self._cache))
+        new._first = self._first
+        return new
 
     def share_view(self, other: Headers, key: str) -> None:
         """Reuse ``other``'s parsed view of header ``key`` (a copied header needs no second parse)."""
