@@ -188,7 +188,8 @@ class SipEndpoint(asyncio.DatagramProtocol):
         for action in actions:
             kind = type(action)  # the action classes are final: one identity test each
             if kind is Send:
-                self.send(action.message, action.dest)
+                txn = action.transaction  # an unreliable one goes over UDP: no Via lookup
+                self.send(action.message, action.dest, udp=txn is not None and not txn.reliable)
             elif kind is Deliver:
                 self._deliver(action)
             elif kind is Terminated:
@@ -245,12 +246,13 @@ class SipEndpoint(asyncio.DatagramProtocol):
         except Exception:
             return "udp"
 
-    def send(self, message: SipRequest | SipResponse | bytes, dest: Addr) -> None:
-        """Send a message (or the bytes of one a shrunk UDP transaction sends)."""
+    def send(self, message: SipRequest | SipResponse | bytes, dest: Addr, *, udp: bool = False) -> None:
+        """Send a message (or the bytes of one a shrunk UDP transaction sends); ``udp``:
+        the caller knows it goes over UDP (a transaction on an unreliable transport)."""
         if isinstance(message, bytes):
             data, kind = message, "udp"  # only UDP transactions shrink
         else:
-            data, kind = bytes(message), self.transport_for(message)
+            data, kind = bytes(message), "udp" if udp else self.transport_for(message)
         if self.debug_peers is not None:
             self._trace("---> SIP sent to", dest, data)
         self.stats["sent"] += 1
