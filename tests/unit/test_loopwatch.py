@@ -43,3 +43,25 @@ def test_quiet_loop_has_no_stall_and_stop_detaches() -> None:
     assert watch.max_lag(10) < 0.1
     assert watch._on_gc not in gc.callbacks
     assert watch.report() == "Loop watch is not running\n"
+
+
+def test_a_long_stall_dumps_the_stack_that_holds_the_loop(tmp_path, monkeypatch) -> None:
+    import sys
+    out = (tmp_path / "stderr").open("w+")
+    monkeypatch.setattr(sys, "stderr", out)
+
+    def hold_the_loop() -> None:
+        time.sleep(0.6)
+
+    async def main() -> None:
+        watch = LoopWatch(interval=0.02, watchdog=0.3)
+        watch.start()
+        await asyncio.sleep(0.05)
+        hold_the_loop()
+        await asyncio.sleep(0.05)
+        watch.stop()
+
+    asyncio.run(main())
+    out.flush()
+    text = (tmp_path / "stderr").read_text()
+    assert "hold_the_loop" in text and "test_loopwatch.py" in text, text

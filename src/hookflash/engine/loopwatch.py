@@ -10,13 +10,19 @@ collector's callbacks time each collection. Both are kept per second for the las
 ``keep`` seconds, plus the last stalls (lag or collection over ``stall_ms``) with
 their wall-clock time. Cost: one timer callback per interval and two callbacks per
 collection (collections are rare: see ``__main__._tune_gc``).
+
+A watchdog (``faulthandler``, from its own thread) writes the Python stack of every
+thread to stderr when the loop has not ticked for ``watchdog`` seconds: a stall that
+long is a bug, and this says where it is while it happens.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import faulthandler
 import gc
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -35,6 +41,7 @@ class LoopWatch:
     interval: float = 0.1
     keep: int = 300
     stall_ms: float = 100.0
+    watchdog: float = 2.0  # s without a tick before the stacks are dumped (0: no watchdog)
     seconds: collections.deque[_Second] = field(default_factory=lambda: collections.deque(maxlen=300))
     stalls: collections.deque[tuple[float, str, float]] = field(default_factory=lambda: collections.deque(maxlen=20))
     gc_by_gen: list[list[float]] = field(default_factory=lambda: [[0, 0.0, 0.0] for _ in range(3)])  # count, total, max
@@ -53,6 +60,14 @@ class LoopWatch:
         self._due = self._loop.time() + self.interval
         self._handle = self._loop.call_at(self._due, self._tick)
         gc.callbacks.append(self._on_gc)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self.watchdog > 0:
+            try:
+                faulthandler.dump_traceback_later(self.watchdog, repeat=False, file=sys.stderr)
+            except (ValueError, OSError, RuntimeError, AttributeError):  # no usable stderr
+                self.watchdog = 0
 
     def stop(self) -> None:
         if self._handle is not None:
@@ -60,6 +75,8 @@ class LoopWatch:
             self._handle = None
         if self._on_gc in gc.callbacks:
             gc.callbacks.remove(self._on_gc)
+        if self.watchdog > 0:
+            faulthandler.cancel_dump_traceback_later()
         self._loop = None
 
     # ------------------------------------------------------------------ sampling
@@ -82,6 +99,7 @@ class LoopWatch:
             self.stalls.append((time.time() - lag, "loop", lag))
         self._due = now + self.interval
         self._handle = loop.call_at(self._due, self._tick)
+        self._arm()
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
