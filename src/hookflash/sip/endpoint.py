@@ -6,8 +6,9 @@ out here: ``Send`` goes on the wire, ``Deliver``/``Timeout`` go to the transacti
 (the :class:`~hookflash.sip.stack.SipStack`). One timer handle tracks the layer's
 earliest deadline: re-armed only when a deadline comes earlier than it (a timer that
 fires for a stopped deadline finds nothing due and re-arms), a few ms late so that
-deadlines close together fire in one go. A malformed datagram is answered with the status the parser names
-when a response can be addressed, else dropped; it never raises out of here.
+deadlines close together fire in one go. A malformed datagram is answered with the
+status the parser names when a response can be addressed, else dropped; it never
+raises out of here.
 """
 
 from __future__ import annotations

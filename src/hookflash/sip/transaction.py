@@ -320,14 +320,6 @@ TRANSITIONS: Final[dict[tuple[Kind, State, Trigger], tuple[State | None, tuple[E
 }
 
 
-def _classify(status: int, server: bool) -> Event:
-    if status < 200:
-        return Event.TU_1XX if server else Event.R1XX
-    if status < 300:
-        return Event.TU_2XX if server else Event.R2XX
-    return Event.TU_3XX_6XX if server else Event.R3XX_6XX
-
-
 class Plan(NamedTuple):
     """One rule of :data:`TRANSITIONS` as the engine runs it: the timers to stop, the
     actions to take in table order, the timer to back off and re-arm, the timers to
@@ -620,7 +612,7 @@ class ClientTransaction(Transaction):
     def receive_response(
         self, response: SipResponse, now: float, source: Addr | None = None
     ) -> list[Action]:
-        status = response.status  # _classify, inline
+        status = response.status  # 1xx, 2xx, or 3xx-6xx (and beyond)
         event = R1XX if status < 200 else R2XX if status < 300 else R3XX_6XX
         return self._step(event, now, response, source)
 
@@ -660,7 +652,7 @@ class ServerTransaction(Transaction):
         status = response.status
         if not 100 <= status <= 699:
             raise TransactionError(500, f"bad response status {status}")
-        event = TU_1XX if status < 200 else TU_2XX if status < 300 else TU_3XX_6XX  # _classify
+        event = TU_1XX if status < 200 else TU_2XX if status < 300 else TU_3XX_6XX
         return self._step(event, now, response)
 
 
@@ -677,10 +669,6 @@ def _reliable_transport(request: SipRequest) -> bool:
 
 def _via_sent_by(via: Via) -> tuple[str, int]:
     return via.host.lower(), via.port or (5061 if via.transport.upper() in ("TLS", "WSS") else 5060)
-
-
-def _sent_by(request: SipRequest) -> tuple[str, int]:
-    return _via_sent_by(request.top_via)
 
 
 def client_key(message: SipMessage) -> Hashable:
