@@ -106,6 +106,34 @@ def test_rtcp_port_is_bound_only_once_media_flows() -> None:
     asyncio.run(main())
 
 
+def test_concurrent_opens_take_consecutive_ports_without_failed_binds(monkeypatch) -> None:
+    """Calls set up at once each get the next free pair at the first bind: an open()
+    waiting for the loop does not leave its port to be tried again by the next one."""
+    binds: list[int] = []
+    real_bind = socket.socket.bind
+
+    def counting_bind(self: socket.socket, address: tuple[str, int]) -> None:
+        binds.append(address[1])
+        real_bind(self, address)
+
+    async def main() -> list[RtpSession]:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind(("127.0.0.1", 0))
+        base = (20000 + probe.getsockname()[1] % 10000) & ~1
+        probe.close()
+        ports = PortAllocator(base, base + 400)
+        monkeypatch.setattr(socket.socket, "bind", counting_bind)
+        sessions = await asyncio.gather(*(RtpSession.open("127.0.0.1", ports) for _ in range(20)))
+        monkeypatch.undo()
+        for s in sessions:
+            s.close()
+        return list(sessions)
+
+    sessions = asyncio.run(main())
+    assert len({s.port for s in sessions}) == 20
+    assert len(binds) == 20, f"{len(binds) - 20} failed binds"
+
+
 class _FakeEndpoint:
     def __init__(self) -> None:
         self.sent: list[tuple[object, tuple[str, int]]] = []

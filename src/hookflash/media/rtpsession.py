@@ -152,10 +152,13 @@ class RtpSession(asyncio.DatagramProtocol):
                 rtp.close()
                 last_error = exc
                 continue
+            # advance before the await: another call's open() may run meanwhile, and would
+            # otherwise start at this very port (taken), fail to bind, and push the next one
+            # onto a port in use again (about two failed binds per call at 250 calls/s)
+            ports.advance(port)
             session = cls(local_ip, port)
             session._rtcp_family = family
             await loop.create_datagram_endpoint(lambda: session, sock=rtp)
-            ports.advance(port)
             return session
         raise OSError(f"no free RTP port pair in range: {last_error}")
 
