@@ -1306,7 +1306,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=30.0, help="confirmation run length in s (default 30)")
     parser.add_argument("--quick", action="store_true", help="5 s confirmation runs, 2 s probes, short profiles")
     parser.add_argument("--only", action="append", help="run only these systems (repeatable or comma-separated)")
-    parser.add_argument("--skip", default="", help="comma-separated parts or systems to skip: a,b,c,d,profile,asterisk,...")
+    parser.add_argument("--skip", default="", help="comma-separated parts or systems to skip: a,flat,b,c,d,profile,asterisk,...")
     parser.add_argument("--no-profile", action="store_true", help="same as --skip profile")
     parser.add_argument("--hold", default="0,1000",
                         help="call hold times in ms for (a), comma-separated; (a) runs once per hold (default 0,1000)")
@@ -1376,6 +1376,20 @@ def main() -> int:
                 else:
                     results[name][key] = "no rate held"
                 say(f"  => (a -d {hold}) {results[name][key]}")
+                if best and "flat" not in skip:
+                    # CPU per call at a quarter and half of the clean rate, same run length
+                    cells = []
+                    for frac in (0.25, 0.5):
+                        low = run_calls(sut, work, max(10.0, round(best.rate * frac)), duration, hold)
+                        if low.ok:
+                            lms = 1000 * low.cpu / low.ok
+                            figures[name][f"{key}_ms{int(frac * 100)}"] = lms
+                            cells.append(f"{low.rate:g}/s {lms:.2f} ms")
+                    cells.append(f"{best.rate:g}/s {figures[name][key + '_ms']:.2f} ms")
+                    low25 = figures[name].get(f"{key}_ms25")
+                    spread = f"; 25 % -> 100 %: {low25 / figures[name][key + '_ms']:.2f} x" if low25 else ""
+                    results[name][key + "-flat"] = "CPU/call at 25, 50, 100 % of it: " + ", ".join(cells) + spread
+                    say(f"  => (a -d {hold}) {results[name][key + '-flat']}")
             if "b" not in skip:
                 if sut.media:
                     say("  (b) relayed audio (our UAC+RTP -> SUT -> SIPp uas -rtp_echo -> back)")
@@ -1459,6 +1473,13 @@ def main() -> int:
             rate_x, cpu_x = hf[key] / ast[key], hf[key + "_ms"] / ast[key + "_ms"]
             line += (f": {rate_x:.2f} x Asterisk's rate (target >= 1.25), {cpu_x:.2f} x its CPU/call "
                      f"(target <= 0.8) -> {'met' if rate_x >= 1.25 and cpu_x <= 0.8 else 'not met'}")
+        if key + "_ms25" in hf:
+            spread = hf[key + "_ms25"] / hf[key + "_ms"]
+            line += (f"; CPU/call at 25 % of the rate {spread:.2f} x that at 100 % (target <= 1.2 -> "
+                     f"{'met' if spread <= 1.2 else 'not met'}")
+            if key + "_ms25" in ast:
+                line += f"; Asterisk {ast[key + '_ms25'] / ast[key + '_ms']:.2f} x"
+            line += ")"
         if key in sp:
             line += f"; {hf[key] / sp[key]:.2f} x sippy"
         if key in km:
