@@ -1303,7 +1303,8 @@ def profile(sut: Hookflash, work: Path, kind: str, load: float, seconds: float, 
 # ---------------------------------------------------------------------- main
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=30.0, help="confirmation run length in s (default 30)")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="confirmation run length in s (default 30, 5 with --quick)")
     parser.add_argument("--quick", action="store_true", help="5 s confirmation runs, 2 s probes, short profiles")
     parser.add_argument("--only", action="append", help="run only these systems (repeatable or comma-separated)")
     parser.add_argument("--skip", default="", help="comma-separated parts or systems to skip: a,flat,b,c,d,profile,asterisk,...")
@@ -1316,7 +1317,7 @@ def main() -> int:
     parser.add_argument("--verbose", type=int, default=0, help="hookflash asterisk.conf verbose (default 0)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, SIPp CSVs)")
     args = parser.parse_args()
-    duration = 5.0 if args.quick else args.duration
+    duration = args.duration if args.duration is not None else 5.0 if args.quick else 30.0
     probe_s = 2.0 if args.quick else 5.0
     prof_s = 5.0 if args.quick else 10.0
     bisect_steps = 1 if args.quick else 3
