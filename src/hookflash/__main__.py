@@ -94,12 +94,15 @@ async def serve(config: str | None, console: bool, socket: str | None, verbose: 
 
 def _tune_gc() -> None:
     """A PBX keeps many small objects alive for seconds (SIP transactions wait 32 s by
-    RFC 3261): park everything made at start-up outside the collector and collect the
-    young generation less often, so collections stay short and rare."""
+    RFC 3261): park everything made at start-up outside the collector, collect the
+    young generation every 10,000 net allocations (1.5 µs per young object here: a
+    young collection holds the loop, media relay included, for about 15 ms; at 50,000
+    it held it 50-100 ms at 560 calls/s with a 1 s hold, for 0.6x the collector's
+    total time) and the middle one as rarely as before (every million)."""
     import gc
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 10)
+    gc.set_threshold(10_000, 100, 10)
 
 
 async def remote(config: str | None, socket: str | None, command: str | None) -> int:
