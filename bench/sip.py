@@ -156,6 +156,36 @@ def _pin_gen() -> None:
     os.setpgrp()
 
 
+_SPEED_CODE = """
+import hashlib, json, time
+blob = bytes(range(256)) * 32768
+doc = {"calls": [{"id": i, "uri": f"sip:{i}@example.com", "up": True} for i in range(50)]}
+def c(): hashlib.sha256(blob).digest()
+def py():
+    total = 0
+    for i in range(60000):
+        total += len(str(i)) * (i & 7)
+    return total
+best_c = best_py = 1e9
+for _ in range(5):
+    t = time.perf_counter(); c(); best_c = min(best_c, time.perf_counter() - t)
+    t = time.perf_counter(); py(); best_py = min(best_py, time.perf_counter() - t)
+print(f"{best_c * 1000:.2f} {best_py * 1000:.2f}")
+"""
+
+
+def core_speed() -> str:
+    """How fast the SUT's core is right now: a C workload (SHA-256 of 8 MiB) and a Python
+    one, best of 5, in ms (lower is faster). The machine's speed drifts (other VMs on the
+    host): systems measured minutes apart can be compared only alongside this."""
+    try:
+        out = subprocess.run([sys.executable, "-c", _SPEED_CODE], capture_output=True, text=True,
+                             timeout=60, preexec_fn=_pin_sut).stdout.split()
+        return f"core {SUT_CPU} speed now: C {out[0]} ms, Python {out[1]} ms (lower is faster)"
+    except (OSError, IndexError, subprocess.TimeoutExpired) as exc:
+        return f"core speed not measured: {exc!r}"
+
+
 class Proc:
     """A child process in its own process group; ``stop`` ends the group."""
 
@@ -1219,7 +1249,8 @@ def media_search(sut: Sut, work: Path, probe_s: float, duration: float, steps: l
 def own_time(raw: Path, top: int = 12) -> tuple[int, int, list[tuple[float, str]], list[tuple[float, str]]]:
     """py-spy ``--format raw --native`` (collapsed stacks) -> busy samples, idle samples,
     own time by leaf frame (C or Python) and by innermost Python function, as % of busy samples.
-    A sample whose leaf is epoll_pwait is the event loop waiting: idle."""
+    A sample whose leaf is epoll_pwait is the event loop waiting: idle; so is a sample of the
+    thread pool's worker (it only ever waits for work here)."""
     leaf_own: Counter[str] = Counter()
     py_own: Counter[str] = Counter()
     busy = idle = 0
@@ -1229,8 +1260,9 @@ def own_time(raw: Path, top: int = 12) -> tuple[int, int, list[tuple[float, str]
             continue
         n = int(count)
         frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")]
-        if frames[-1].startswith(("epoll_wait", "epoll_pwait")):
-            idle += n
+        if frames[-1].startswith(("epoll_wait", "epoll_pwait")) or any(
+                f.startswith("_worker (concurrent/futures/thread.py") for f in frames):
+            idle += n  # the loop waiting, or the thread pool's idle worker waiting for work
             continue
         busy += n
         leaf_own[frames[-1] or "?"] += n
@@ -1359,6 +1391,9 @@ def main() -> int:
             results[name], figures[name] = {}, {}
             why = sut.available()
             say(f"\n== {name}")
+            if not why:
+                results[name]["speed"] = core_speed()
+                say(f"  {results[name]['speed']}")
             if why:
                 say(f"  not run: {why}")
                 results[name] = {p: f"n/a ({why})" for p in "abc"}
@@ -1455,7 +1490,7 @@ def main() -> int:
     finally:
         stop_all()
     # ---------------------------------------------------------------- summary
-    say(f"\n== summary ({time.time() - t_start:.0f} s)")
+    say(f"\n== summary ({time.time() - t_start:.0f} s; at the end, {core_speed()})")
     for name, parts in results.items():
         for part, text in parts.items():
             if not part.startswith("profile"):
