@@ -34,6 +34,7 @@ import shutil
 import signal
 import socket
 import struct
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -1346,6 +1347,9 @@ def main() -> int:
     parser.add_argument("--held", type=int, default=5000, help="concurrent calls for (d) (default 5000)")
     parser.add_argument("--held-rate", type=float, default=200.0, help="set-up rate of (d) in calls/s (default 200)")
     parser.add_argument("--users", type=int, default=1000, help="users for (c) (default 1000)")
+    parser.add_argument("--pair-rate", type=float, default=0.0,
+                        help="rate of the alternated hookflash/Asterisk runs (default: the lower clean rate of (a))")
+    parser.add_argument("--pairs", type=int, default=3, help="alternated hookflash/Asterisk runs per hold (default 3)")
     parser.add_argument("--verbose", type=int, default=0, help="hookflash asterisk.conf verbose (default 0)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, SIPp CSVs)")
     args = parser.parse_args()
@@ -1485,6 +1489,27 @@ def main() -> int:
                     lines = profile(sut, work, kind, load, prof_s, holds[-1] if holds else 1000)
                     results[name][f"profile-{kind}"] = "\n".join(lines)
                     say("\n".join(lines))
+        if "pair" not in skip and "hookflash" in results and "asterisk" in results and holds \
+                and not Asterisk(work).available():
+            # the same rate, the two systems alternated: both see the same machine (its speed drifts)
+            for hold in holds:
+                key = f"a{hold}"
+                rate = args.pair_rate or min(figures["hookflash"].get(key, 280.0), figures["asterisk"].get(key, 280.0))
+                say(f"\n== hookflash and Asterisk alternated at {rate:g} calls/s, -d {hold}, {args.pairs} pairs")
+                per: dict[str, list[float]] = {"hookflash": [], "asterisk": []}
+                for _ in range(args.pairs):
+                    for name, cls in (("hookflash", Hookflash), ("asterisk", Asterisk)):
+                        pr = run_calls(cls(work, args.verbose), work, rate, duration, hold)
+                        say(f"    {name:9s} {pr.line(3)}")
+                        if pr.ok:
+                            per[name].append(1000 * pr.cpu / pr.ok)
+                if per["hookflash"] and per["asterisk"]:
+                    hf_ms, ast_ms = statistics.median(per["hookflash"]), statistics.median(per["asterisk"])
+                    figures["hookflash"][key + "_pair"] = hf_ms / ast_ms
+                    results["hookflash"][key + "-pair"] = (
+                        f"alternated with Asterisk at {rate:g} calls/s: median {hf_ms:.2f} vs {ast_ms:.2f} ms "
+                        f"CPU/call = {hf_ms / ast_ms:.2f} x")
+                    say(f"  => (a -d {hold}) {results['hookflash'][key + '-pair']}")
     except KeyboardInterrupt:
         say("interrupted")
     finally:
@@ -1516,6 +1541,8 @@ def main() -> int:
             if key + "_ms25" in ast:
                 line += f"; Asterisk {ast[key + '_ms25'] / ast[key + '_ms']:.2f} x"
             line += ")"
+        if key + "_pair" in hf:
+            line += f"; at the same rate, alternated: {hf[key + '_pair']:.2f} x Asterisk's CPU/call"
         if key in sp:
             line += f"; {hf[key] / sp[key]:.2f} x sippy"
         if key in km:
