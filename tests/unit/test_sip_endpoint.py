@@ -48,7 +48,7 @@ class User:
 
 
 def test_retransmissions_and_timeout_keep_their_times() -> None:
-    t1 = 0.02
+    t1 = 0.05  # long enough that a busy test machine's loop hiccups stay within the allowance
 
     async def main() -> tuple[list[float], float, list[SipResponse | None], int]:
         loop = asyncio.get_running_loop()
@@ -73,7 +73,8 @@ def test_retransmissions_and_timeout_keep_their_times() -> None:
     expected = [0.0, t1, 3 * t1, 7 * t1, 15 * t1, 31 * t1, 63 * t1]
     assert len(times) == len(expected), times
     for at, want in zip(times, expected):
-        assert want <= at + 1e-3 and at <= want + coalesce + 0.015, (times, expected)
+        # never early; late only by the coalescing allowance plus scheduling noise
+        assert want <= at + 1e-3 and at <= want + coalesce + 0.04, (times, expected)
     assert got == [None], got  # the lost INVITE timed out
     assert left == 1  # the answered INVITE waits in Proceeding (no timers there)
 
