@@ -34,7 +34,7 @@ def test_a_blocked_loop_is_reported_as_a_stall() -> None:
 
 def test_quiet_loop_has_no_stall_and_stop_detaches() -> None:
     async def main() -> LoopWatch:
-        watch = LoopWatch(interval=0.01)
+        watch = LoopWatch(interval=0.01, stall_ms=500)  # a busy test machine may hiccup, not for 0.5 s
         watch.start()
         await asyncio.sleep(0.2)
         watch.stop()
@@ -42,7 +42,7 @@ def test_quiet_loop_has_no_stall_and_stop_detaches() -> None:
 
     watch = asyncio.run(main())
     assert not watch.stalls
-    assert watch.max_lag(10) < 0.1
+    assert watch.max_lag(10) < 0.5
     assert watch._on_gc not in gc.callbacks
     assert watch.report() == "Loop watch is not running\n"
 
