@@ -116,11 +116,19 @@ def test_concurrent_opens_take_consecutive_ports_without_failed_binds(monkeypatc
         binds.append(address[1])
         real_bind(self, address)
 
+    def free_range() -> int:
+        """A base whose 20 even ports are free now (other tests' phones use this region too)."""
+        for _ in range(50):
+            probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            probe.bind(("127.0.0.1", 0))
+            base = (20000 + probe.getsockname()[1] % 10000) & ~1
+            probe.close()
+            if all(not _bound(p) for p in range(base, base + 40, 2)):
+                return base
+        raise AssertionError("no free port range")
+
     async def main() -> list[RtpSession]:
-        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        probe.bind(("127.0.0.1", 0))
-        base = (20000 + probe.getsockname()[1] % 10000) & ~1
-        probe.close()
+        base = free_range()
         ports = PortAllocator(base, base + 400)
         monkeypatch.setattr(socket.socket, "bind", counting_bind)
         sessions = await asyncio.gather(*(RtpSession.open("127.0.0.1", ports) for _ in range(20)))
