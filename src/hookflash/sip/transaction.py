@@ -469,12 +469,7 @@ class Transaction:
     def _step(
         self, trigger: Trigger, now: float, message: SipMessage | None, source: Addr | None = None
     ) -> list[Action]:
-        plan = self._plans[self.state].get(trigger)  # what _handle does, one call less
-        if plan is None:
-            log.debug("%r: %s ignored", self, trigger)
-            actions: list[Action] = []
-        else:
-            actions = self._run(plan, trigger, now, message, source)
+        actions = self._handle(trigger, now, message, source)
         deadlines = self._deadlines
         if deadlines and min(deadlines.values()) <= now:
             actions += self.on_timer(now)
@@ -673,7 +668,12 @@ def _via_sent_by(via: Via) -> tuple[str, int]:
 
 def client_key(message: SipMessage) -> Hashable:
     """§17.1.3: top Via branch + CSeq method (a response matches its request's key)."""
-    return ("client", message.top_via.branch, message.cseq[1].upper())
+    return _client_key(message, message.top_via)
+
+
+def _client_key(message: SipMessage, via: Via) -> tuple[str, str | None, str]:
+    """:func:`client_key` with the top Via already read."""
+    return ("client", via.branch, message.cseq[1].upper())
 
 
 def server_key(request: SipRequest, method: str | None = None) -> Hashable:
@@ -762,7 +762,7 @@ class TransactionLayer:
             raise TransactionError(500, "client requests need a z9hG4bK branch (§8.1.1.7)")
         if reliable is None:
             reliable = _is_reliable(via)
-        key = ("client", branch, request.cseq[1].upper())
+        key = _client_key(request, via)
         txn = ClientTransaction(request, dest, reliable=reliable, timers=self.timers, key=key)
         if key in self._clients:
             raise TransactionError(500, f"transaction {key!r} exists")
@@ -775,16 +775,12 @@ class TransactionLayer:
         if txn is None:
             raise TransactionError(500, "no server transaction for this request")
         actions = txn.send_response(response, now)
-        if txn.state is TERMINATED:
-            self._forget(txn)
-        return actions
+        return self._settle(txn, actions)
 
     def transport_error(self, txn: Transaction, now: float) -> list[Action]:
         """The driver could not send a message of ``txn``."""
         actions = txn.transport_error(now)
-        if txn.state is TERMINATED:
-            self._forget(txn)
-        return actions
+        return self._settle(txn, actions)
 
     def server_transaction(self, request: SipRequest) -> ServerTransaction | None:
         key = _server_key(request, request.top_via, request.method)
@@ -811,21 +807,17 @@ class TransactionLayer:
         try:
             via = message.top_via  # read once: the keys and the transport come from it
             if isinstance(message, SipResponse):
-                client = self._clients.get(("client", via.branch, message.cseq[1].upper()))
+                client = self._clients.get(_client_key(message, via))
                 if client is None:
                     return [Deliver(message, None, source)]
                 actions = client.receive_response(message, now, source)
-                if client.state is TERMINATED:
-                    self._forget(client)
-                return actions
+                return self._settle(client, actions)
             method = message.method
             key = _server_key(message, via, method)
             server = self._servers.get(key)
             if server is not None and (key[0] == "3261" or _to_tag_matches(server, message)):
                 actions = server.receive_request(message, now, source)
-                if server.state is TERMINATED:
-                    self._forget(server)
-                return actions
+                return self._settle(server, actions)
             if method == "ACK":
                 return [Deliver(message, None, source)]
             if reliable is None:
@@ -857,9 +849,7 @@ class TransactionLayer:
             deadline, _, txn, timer = heapq.heappop(heap)
             if txn._deadlines.get(timer) != deadline:
                 continue  # stale
-            actions += txn.on_timer(now)
-            if txn.state is TERMINATED:
-                self._forget(txn)
+            actions += self._settle(txn, txn.on_timer(now))
         return actions
 
     def _adopt(self, txn: Transaction, now: float) -> list[Action]:
@@ -868,6 +858,10 @@ class TransactionLayer:
         if len(heap) > self._compact_at:
             self._compact()
         actions = txn.start(now)
+        return self._settle(txn, actions)
+
+    def _settle(self, txn: Transaction, actions: list[Action]) -> list[Action]:
+        """After ``txn`` took a step: a terminated one leaves the tables."""
         if txn.state is TERMINATED:
             self._forget(txn)
         return actions
