@@ -28,9 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("hookflash.sip")
 
 ALLOW = "INVITE, ACK, CANCEL, OPTIONS, BYE, REFER, SUBSCRIBE, NOTIFY, INFO, MESSAGE"
-#: on_request's handler name per method, without formatting it for every request
-_HANDLER_NAMES = {m: f"_on_{m.lower()}" for m in (
-    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "MESSAGE", "SUBSCRIBE", "NOTIFY", "INFO")}
 
 
 class OutboundRegistration:
@@ -119,9 +116,7 @@ class SipStack:
         return f"sip:{user}@{host}:{self.port}"
 
     def new_via(self, branch: str | None = None, transport: str = "udp") -> str:
-        port = self.endpoint.local_addr[1]  # self.port, without the property call
-        if transport != "udp":
-            port = self.endpoint.stream_ports.get(transport, port)
+        port = self.endpoint.stream_ports.get(transport, self.port) if transport != "udp" else self.port
         return f"SIP/2.0/{transport.upper()} {self.local_ip}:{port};branch={branch or make_branch()};rport"
 
     def useragent(self) -> str:
@@ -199,9 +194,7 @@ class SipStack:
     def reply(self, request: SipRequest, status: int, reason: str | None = None,
               headers: list[tuple[str, str]] | None = None, body: bytes = b"",
               to_tag: str | None = None) -> SipResponse:
-        extra = [("Server", self.config.general.useragent)]  # self.useragent(), inline
-        if headers:
-            extra += headers
+        extra = [("Server", self.useragent()), *(headers or [])]
         if status == 405 or (request.method == "OPTIONS" and status == 200):
             extra.append(("Allow", ALLOW))
         if body:
@@ -233,7 +226,7 @@ class SipStack:
                 request.__dict__["_rt_done"] = True
                 self.pbx.spawn(self._realtime_then(user, request, txn, source))
                 return
-        handler = getattr(self, _HANDLER_NAMES.get(method) or f"_on_{method.lower()}", None)
+        handler = getattr(self, f"_on_{method.lower()}", None)
         if handler is None:
             self.reply(request, 501 if method not in ("PRACK", "UPDATE", "PUBLISH", "REFER") else 405,
                        "Not Implemented" if method not in ("PRACK", "UPDATE", "PUBLISH", "REFER") else None)
@@ -516,12 +509,11 @@ class SipStack:
         h.add("Via", self.new_via(transport=transport))
         h.add("Max-Forwards", "70")
         display = f'"{from_display}" ' if from_display else ""
-        port = self.endpoint.local_addr[1]
-        h.add("From", f"{display}<sip:{from_user}@{self.local_ip}:{port}>;tag={make_tag()}")
+        h.add("From", f"{display}<sip:{from_user}@{self.local_ip}:{self.port}>;tag={make_tag()}")
         h.add("To", f"<{to}>")
         h.add("Call-ID", call_id or f"{os.urandom(12).hex()}@{self.local_ip}")
         h.add("CSeq", f"{cseq} {method}")
-        h.add("User-Agent", self.config.general.useragent)
+        h.add("User-Agent", self.useragent())
         return SipRequest(method, uri, h)
 
     # ------------------------------------------------------------------ outbound registration
